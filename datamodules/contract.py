@@ -1,0 +1,112 @@
+"""The batch contract between the data layer and the methods, written once.
+
+A method declares a :class:`DataSpec` (which modalities, which sampling, which
+resolution); the :class:`~datamodules.datamodule.CompressedVideoDataModule` reads that
+declaration and builds exactly those keys. Every batch is a :class:`Batch`.
+
+Time axes differ per modality: compressed methods take ``Ti`` I-frames and ``Tp``
+P-frame positions (``Tp`` MVs and residuals), pixel-domain methods take ``Tr`` decoded
+frames. For the CoViAR-style samplings ``Ti == Tp`` and I-frame ``k`` is the I-frame of
+the GOP that P-frame position ``k`` lies in.
+
+Multi-view testing puts every view (temporal clip x spatial crop) of a video in the
+batch as its own sample; ``video_index`` and ``view`` tell a method's test step which
+scores to average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TypedDict
+
+import torch
+
+
+class Modality(str, Enum):
+    """What a method can ask the data layer for."""
+
+    IFRAME = "iframe"  # decoded I-frames (appearance)
+    MV = "mv"  # motion vectors (accumulated back to the I-frame or per P-frame)
+    RESIDUAL = "residual"  # residuals (accumulated or per P-frame)
+    RGB = "rgb"  # every-frame decoded RGB (pixel-domain reference)
+
+
+class Batch(TypedDict, total=False):
+    """One collated batch. Keys appear only for the modalities the method declared.
+
+    Image tensors are float32, channels first, normalised per :class:`Normalization`.
+    """
+
+    iframe: torch.Tensor  # (B, Ti, 3, H, W) float32, RGB normalised with mean/std
+    mv: torch.Tensor  # (B, Tp, 2, H, W) float32, (dx, dy) in px clipped and scaled, see Normalization
+    residual: torch.Tensor  # (B, Tp, 3, H, W) float32, RGB residual (+128, clip 0..255) normalised
+    rgb: torch.Tensor  # (B, Tr, 3, H, W) float32, RGB normalised with mean/std
+    label: torch.Tensor  # (B,) int64, class index into the dataset's class list
+    video_index: torch.Tensor  # (B,) int64, index of the video in the split's video list
+    view: torch.Tensor  # (B,) int64, view number in 0 .. clips*crops-1 (0 in training)
+
+
+BATCH_KEYS: tuple[str, ...] = tuple(Batch.__annotations__)
+
+# Raw (un-normalised) arrays returned by the reader and the cache, per sample, before
+# transforms. These dtypes are the storage and serving dtypes of the identities tested in
+# tests/test_reader.py.
+#   iframe   (Ti, H, W, 3) uint8
+#   mv       (Tp, H, W, 2) float32 px, MV = dst - src (content motion from the reference)
+#   residual (Tp, H, W, 3) int16, frame - prediction, in -255..255
+#   rgb      (Tr, H, W, 3) uint8
+
+
+class Sampling(str, Enum):
+    """Where in a video the positions of one view are taken (see datamodules/sampling.py)."""
+
+    SEGMENTS = "segments"  # TSN/CoViAR: N equal frame segments, one P position in each
+    GOP_CLIPS = "gop_clips"  # TCAR-Net: N GOPs spread over the video, one P position in each
+    CONSECUTIVE_GOPS = "consecutive_gops"  # CVPT: G consecutive GOPs, I-frame + K P-frames each
+    FRAMES = "frames"  # MEACI-Net / pixel methods: T frames uniformly over a clip window
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How one view of a video is sampled, in training and in testing."""
+
+    kind: Sampling = Sampling.SEGMENTS  # which placement rule
+    num_positions: int = 3  # segments (SEGMENTS), GOPs (GOP_CLIPS, CONSECUTIVE_GOPS) or frames (FRAMES)
+    pframes_per_gop: int = 3  # CONSECUTIVE_GOPS only: P positions spread inside each GOP
+    accumulate: bool = True  # MV/residual accumulated back to the I-frame (CoViAR) or per P-frame
+    test_clips: int = 1  # temporal views at test time
+    test_crops: int = 1  # spatial views at test time: 1 (centre), 3 (left/centre/right), 5, 10 (5 + flips)
+    clip_frames: int = 0  # FRAMES only: frames spanned by one clip window (0 = the whole video)
+
+    @property
+    def test_views(self) -> int:
+        return self.test_clips * self.test_crops
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-modality normalisation (CoViAR reference values by default, see NOTES.md)."""
+
+    rgb_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # I-frames and RGB, on [0, 1]
+    rgb_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mv_clip: float = 20.0  # MVs clipped to +-mv_clip px (after resizing) ...
+    mv_scale: float = 40.0  # ... then divided by mv_scale: +-20 px -> +-0.5
+    residual_offset: float = 128.0  # residual + offset, clipped to 0..255, then /255 ...
+    residual_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # ... then (x - mean) / std
+    residual_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a method needs from the data layer: read by the datamodule, nothing else."""
+
+    modalities: tuple[Modality, ...] = (Modality.IFRAME, Modality.MV, Modality.RESIDUAL)
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    size: int = 224  # side of the square crop fed to the network
+    scale_jitter: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # training multi-scale crop ratios
+    flip: bool = True  # random horizontal flip in training (negates MV x)
+    normalization: Normalization = field(default_factory=Normalization)
+
+    def needs(self, modality: Modality) -> bool:
+        return modality in self.modalities

@@ -1,0 +1,74 @@
+"""Dataset registry: a dataset is a function that lists the videos of one split and subset.
+
+Each dataset module registers its builder with :func:`register_dataset`; the modules are
+imported one per line in ``datamodules/__init__.py`` (no import magic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUBSETS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video of a split: where it is, its label, and its name in the split files."""
+
+    path: Path  # the (prepared) video file to read
+    label: int  # index into VideoList.classes
+    name: str  # relative name as the split files write it, e.g. "ApplyEyeMakeup/v_..._c01.avi"
+
+
+@dataclass(frozen=True)
+class VideoList:
+    """The videos of one dataset, split and subset, with the class names in label order."""
+
+    dataset: str
+    split: int  # 1-based split number
+    subset: str  # "train" or "test"
+    classes: tuple[str, ...]  # class names; label i is classes[i]
+    items: tuple[VideoItem, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# builder(root, split, subset, **options) -> VideoList
+DatasetBuilder = Callable[..., VideoList]
+
+_DATASETS: dict[str, DatasetBuilder] = {}
+
+
+def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
+    """Decorator: register ``fn`` under ``name``; a duplicate name is an error."""
+
+    def decorator(fn: DatasetBuilder) -> DatasetBuilder:
+        if name in _DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _DATASETS[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def create_dataset(
+    name: str, root: str | Path | None, split: int = 1, subset: str = "train", **options: Any
+) -> VideoList:
+    """List the videos of dataset ``name`` (``root`` may be None for generated datasets)."""
+    if name not in _DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    return _DATASETS[name](None if root is None else Path(root), split, subset, **options)
