@@ -7,7 +7,7 @@ setup(
         Extension(
             "datamodules._accel",
             sources=["datamodules/_accel.c"],
-            extra_compile_args=["-O3"],
+            extra_compile_args=["-O3", "-fno-wrapv", "-funroll-loops"],
             optional=True,  # the numpy reference path is used if no compiler is present
         )
     ]

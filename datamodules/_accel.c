@@ -1,0 +1,347 @@
+/*
+ * Hot loops of the compressed-video reader, in plain C over Python buffers.
+ *
+ * datamodules/accumulate.py holds the numpy reference implementation of every
+ * function here (used when this extension is not built) and tests/test_accel.py
+ * checks that both give identical arrays.
+ *
+ * Units: motion vectors and source coordinates are int32 in quarter pixels, so
+ * MPEG-4 half-pel (motion_scale 2) and quarter-pel (scale 4) vectors keep their
+ * precision. Arrays are C-contiguous; shapes are given as arguments and checked
+ * against the buffer sizes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t need, const char *name) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (view->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s: buffer has %zd bytes, need %zd", name, view->len, need);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* Branch-free saturation to 0..255 (the compiler turns the ternaries into cmov/max). */
+static inline uint8_t clip_u8(int v) {
+    v = v < 0 ? 0 : v;
+    return (uint8_t)(v > 255 ? 255 : v);
+}
+
+/* Round a quarter-pel coordinate to the nearest pixel (halves round up). */
+static inline int qround(int32_t q) { return (q + 2) >> 2; }
+
+/*
+ * mv_grid(side_data, count, itemsize, off..., grid, grid_h, grid_w, block)
+ * Paint AVMotionVector records (raw side-data bytes) into an int32 grid
+ * (grid_h, grid_w, 2) of quarter-pel MVs, MV = dst - src = -motion / motion_scale.
+ * Cells not covered by a past-referencing vector keep their value (callers zero it):
+ * intra blocks and omitted zero vectors have no motion.
+ * Returns the number of vectors that reference a future frame (B-frame prediction).
+ */
+static PyObject *mv_grid(PyObject *self, PyObject *args) {
+    PyObject *sd_obj, *grid_obj;
+    Py_ssize_t count, itemsize;
+    int off_source, off_w, off_h, off_dst_x, off_dst_y, off_motion_x, off_motion_y, off_scale;
+    int grid_h, grid_w, block;
+    if (!PyArg_ParseTuple(args, "OnniiiiiiiiOiii", &sd_obj, &count, &itemsize, &off_source, &off_w,
+                          &off_h, &off_dst_x, &off_dst_y, &off_motion_x, &off_motion_y, &off_scale,
+                          &grid_obj, &grid_h, &grid_w, &block))
+        return NULL;
+    if (block <= 0) {
+        PyErr_SetString(PyExc_ValueError, "block must be positive");
+        return NULL;
+    }
+    Py_buffer sd, grid;
+    if (get_buffer(sd_obj, &sd, 0, count * itemsize, "side_data") < 0) return NULL;
+    if (get_buffer(grid_obj, &grid, 1, (Py_ssize_t)grid_h * grid_w * 2 * 4, "grid") < 0) {
+        PyBuffer_Release(&sd);
+        return NULL;
+    }
+    const uint8_t *base = (const uint8_t *)sd.buf;
+    int32_t *g = (int32_t *)grid.buf;
+    long future = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const uint8_t *rec = base + i * itemsize;
+        int32_t source, mx, my;
+        int16_t dx, dy;
+        uint16_t scale;
+        memcpy(&source, rec + off_source, 4);
+        memcpy(&dx, rec + off_dst_x, 2);
+        memcpy(&dy, rec + off_dst_y, 2);
+        memcpy(&mx, rec + off_motion_x, 4);
+        memcpy(&my, rec + off_motion_y, 4);
+        memcpy(&scale, rec + off_scale, 2);
+        int w = rec[off_w], h = rec[off_h];
+        if (source > 0) {
+            future++;
+            continue;
+        }
+        if (scale == 0) scale = 1;
+        /* quarter-pel MV = dst - src = -motion / scale */
+        int32_t qx = -(mx * 4) / (int32_t)scale;
+        int32_t qy = -(my * 4) / (int32_t)scale;
+        /* dst_x/dst_y are block centres */
+        int x0 = dx - w / 2, y0 = dy - h / 2;
+        int cx0 = x0 / block, cy0 = y0 / block;
+        int cx1 = (x0 + w + block - 1) / block, cy1 = (y0 + h + block - 1) / block;
+        if (x0 < 0) cx0 = 0;
+        if (y0 < 0) cy0 = 0;
+        if (cx1 > grid_w) cx1 = grid_w;
+        if (cy1 > grid_h) cy1 = grid_h;
+        for (int cy = cy0; cy < cy1; cy++) {
+            int32_t *row = g + ((Py_ssize_t)cy * grid_w) * 2;
+            for (int cx = cx0; cx < cx1; cx++) {
+                row[2 * cx] = qx;
+                row[2 * cx + 1] = qy;
+            }
+        }
+    }
+    PyBuffer_Release(&sd);
+    PyBuffer_Release(&grid);
+    return PyLong_FromLong(future);
+}
+
+/*
+ * accumulate(src_prev, src_new, grid, height, width, block)
+ * One P-frame step of the CoViAR accumulation, on quarter-pel source maps
+ * (height, width, 2) int32 holding (x, y) of each pixel's origin in the I-frame:
+ *   q = p - mv(p)                                (where p's content was in frame t-1)
+ *   r = round(q) clamped to the frame             (the decoder's edge clamping)
+ *   src_new(p) = src_prev(r) + (q - r)            (sub-pel remainder; 0 when clamped)
+ */
+static PyObject *accumulate(PyObject *self, PyObject *args) {
+    PyObject *prev_obj, *new_obj, *grid_obj;
+    int height, width, block;
+    if (!PyArg_ParseTuple(args, "OOOiii", &prev_obj, &new_obj, &grid_obj, &height, &width, &block))
+        return NULL;
+    if (block <= 0) {
+        PyErr_SetString(PyExc_ValueError, "block must be positive");
+        return NULL;
+    }
+    int grid_h = (height + block - 1) / block, grid_w = (width + block - 1) / block;
+    Py_ssize_t npix = (Py_ssize_t)height * width;
+    Py_buffer prev, out, grid;
+    if (get_buffer(prev_obj, &prev, 0, npix * 8, "src_prev") < 0) return NULL;
+    if (get_buffer(new_obj, &out, 1, npix * 8, "src_new") < 0) {
+        PyBuffer_Release(&prev);
+        return NULL;
+    }
+    if (get_buffer(grid_obj, &grid, 0, (Py_ssize_t)grid_h * grid_w * 8, "grid") < 0) {
+        PyBuffer_Release(&prev);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    const int32_t *sp = (const int32_t *)prev.buf;
+    int32_t *sn = (int32_t *)out.buf;
+    const int32_t *g = (const int32_t *)grid.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (int y = 0; y < height; y++) {
+        const int32_t *grow = g + ((Py_ssize_t)(y / block) * grid_w) * 2;
+        int32_t *orow = sn + (Py_ssize_t)y * width * 2;
+        for (int x0 = 0; x0 < width; x0 += block) {
+            int32_t mx = grow[2 * (x0 / block)], my = grow[2 * (x0 / block) + 1];
+            int x1 = x0 + block < width ? x0 + block : width;
+            int32_t qy = 4 * y - my;
+            int ry = qround(qy), fy = qy - 4 * ry;
+            if (ry < 0 || ry >= height) {
+                ry = clampi(ry, 0, height - 1);
+                fy = 0;
+            }
+            const int32_t *prow = sp + (Py_ssize_t)ry * width * 2;
+            if (mx == 0 && my == 0) {
+                memcpy(orow + 2 * x0, prow + 2 * x0, (size_t)(x1 - x0) * 8);
+                continue;
+            }
+            /* 4x is a multiple of 4, so round(x - mx/4) = x + sx with a constant sx and
+               remainder fx across the block: only clamping at the borders varies */
+            int sx = (2 - mx) >> 2;
+            int32_t fx = -mx - 4 * sx;
+            if (x0 + sx >= 0 && x1 - 1 + sx < width) {
+                const int32_t *pp = prow + 2 * sx;
+                for (int x = x0; x < x1; x++) {
+                    orow[2 * x] = pp[2 * x] + fx;
+                    orow[2 * x + 1] = pp[2 * x + 1] + fy;
+                }
+                continue;
+            }
+            for (int x = x0; x < x1; x++) {
+                int32_t qx = 4 * x - mx;
+                int rx = qround(qx), f = qx - 4 * rx;
+                if (rx < 0 || rx >= width) {
+                    rx = clampi(rx, 0, width - 1);
+                    f = 0;
+                }
+                orow[2 * x] = prow[2 * rx] + f;
+                orow[2 * x + 1] = prow[2 * rx + 1] + fy;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&prev);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&grid);
+    Py_RETURN_NONE;
+}
+
+/*
+ * compose(src, reference, frame, mv_out, residual_out, height, width)
+ * From a quarter-pel source map: the displacement mv_out (height, width, 2) float32
+ * px = p - src(p) as (dx, dy), and residual_out (height, width, 3) int16 =
+ * frame(p) - reference(round(src(p))), reference and frame (height, width, 3) uint8.
+ * Either output may be None.
+ */
+static PyObject *compose(PyObject *self, PyObject *args) {
+    PyObject *src_obj, *ref_obj, *frame_obj, *mv_obj, *res_obj;
+    int height, width;
+    if (!PyArg_ParseTuple(args, "OOOOOii", &src_obj, &ref_obj, &frame_obj, &mv_obj, &res_obj, &height, &width))
+        return NULL;
+    Py_ssize_t npix = (Py_ssize_t)height * width;
+    Py_buffer src, ref = {0}, frame = {0}, mv = {0}, res = {0};
+    int want_mv = mv_obj != Py_None, want_res = res_obj != Py_None;
+    if (get_buffer(src_obj, &src, 0, npix * 8, "src") < 0) return NULL;
+    if (want_mv && get_buffer(mv_obj, &mv, 1, npix * 8, "mv_out") < 0) goto fail;
+    if (want_res) {
+        if (get_buffer(ref_obj, &ref, 0, npix * 3, "reference") < 0) goto fail;
+        if (get_buffer(frame_obj, &frame, 0, npix * 3, "frame") < 0) goto fail;
+        if (get_buffer(res_obj, &res, 1, npix * 6, "residual_out") < 0) goto fail;
+    }
+    {
+        const int32_t *s = (const int32_t *)src.buf;
+        float *m = (float *)mv.buf;
+        const uint8_t *rf = (const uint8_t *)ref.buf, *fr = (const uint8_t *)frame.buf;
+        int16_t *r = (int16_t *)res.buf;
+        Py_BEGIN_ALLOW_THREADS
+        if (want_mv) {
+            for (int y = 0; y < height; y++) {
+                const int32_t *sr = s + (Py_ssize_t)y * width * 2;
+                float *mr = m + (Py_ssize_t)y * width * 2;
+                for (int x = 0; x < width; x++) {
+                    mr[2 * x] = (float)(4 * x - sr[2 * x]) * 0.25f;
+                    mr[2 * x + 1] = (float)(4 * y - sr[2 * x + 1]) * 0.25f;
+                }
+            }
+        }
+        if (want_res) {
+            for (Py_ssize_t i = 0; i < npix; i++) {
+                int rx = clampi(qround(s[2 * i]), 0, width - 1);
+                int ry = clampi(qround(s[2 * i + 1]), 0, height - 1);
+                const uint8_t *pr = rf + ((Py_ssize_t)ry * width + rx) * 3;
+                const uint8_t *pf = fr + i * 3;
+                int16_t *ro = r + 3 * i;
+                ro[0] = (int16_t)(pf[0] - pr[0]);
+                ro[1] = (int16_t)(pf[1] - pr[1]);
+                ro[2] = (int16_t)(pf[2] - pr[2]);
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&src);
+    if (want_mv) PyBuffer_Release(&mv);
+    if (want_res) {
+        PyBuffer_Release(&ref);
+        PyBuffer_Release(&frame);
+        PyBuffer_Release(&res);
+    }
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&src);
+    if (mv.obj) PyBuffer_Release(&mv);
+    if (ref.obj) PyBuffer_Release(&ref);
+    if (frame.obj) PyBuffer_Release(&frame);
+    if (res.obj) PyBuffer_Release(&res);
+    return NULL;
+}
+
+/*
+ * yuv420p_to_rgb(y, u, v, out, height, width, y_stride, uv_stride, coeffs)
+ * Planar 4:2:0 to packed RGB24 with 16.16 fixed-point coefficients
+ * coeffs = (y_offset, y_gain, v_to_r, u_to_g, v_to_g, u_to_b): the caller picks
+ * them for the frame's matrix (BT.601 / BT.709) and range (limited / full).
+ */
+static PyObject *yuv420p_to_rgb(PyObject *self, PyObject *args) {
+    PyObject *y_obj, *u_obj, *v_obj, *out_obj;
+    int height, width, ys, uvs;
+    int yoff, ygain, vr, ug, vg, ub;
+    if (!PyArg_ParseTuple(args, "OOOOiiii(iiiiii)", &y_obj, &u_obj, &v_obj, &out_obj, &height, &width,
+                          &ys, &uvs, &yoff, &ygain, &vr, &ug, &vg, &ub))
+        return NULL;
+    int ch = (height + 1) / 2;
+    Py_buffer yb, ub_, vb, ob;
+    if (get_buffer(y_obj, &yb, 0, (Py_ssize_t)ys * (height - 1) + width, "y") < 0) return NULL;
+    if (get_buffer(u_obj, &ub_, 0, (Py_ssize_t)uvs * (ch - 1) + (width + 1) / 2, "u") < 0) {
+        PyBuffer_Release(&yb);
+        return NULL;
+    }
+    if (get_buffer(v_obj, &vb, 0, (Py_ssize_t)uvs * (ch - 1) + (width + 1) / 2, "v") < 0) {
+        PyBuffer_Release(&yb);
+        PyBuffer_Release(&ub_);
+        return NULL;
+    }
+    if (get_buffer(out_obj, &ob, 1, (Py_ssize_t)height * width * 3, "out") < 0) {
+        PyBuffer_Release(&yb);
+        PyBuffer_Release(&ub_);
+        PyBuffer_Release(&vb);
+        return NULL;
+    }
+    const uint8_t *Y = yb.buf, *U = ub_.buf, *V = vb.buf;
+    uint8_t *O = ob.buf;
+    /* Chroma contributions are shared by 2x2 pixels: expand them to per-pixel rows once
+       per row pair, so the per-row loops are contiguous and the compiler vectorises them. */
+    int32_t *buf = PyMem_RawMalloc(sizeof(int32_t) * 3 * (size_t)width + 3 * (size_t)width);
+    Py_BEGIN_ALLOW_THREADS
+    if (buf != NULL) {
+        int32_t *kr = buf, *kg = buf + width, *kb = buf + 2 * width;
+        uint8_t *pr = (uint8_t *)(buf + 3 * width), *pg = pr + width, *pb = pg + width;
+        for (int y = 0; y < height; y++) {
+            if ((y & 1) == 0) {
+                const uint8_t *ur = U + (Py_ssize_t)(y >> 1) * uvs, *vrow = V + (Py_ssize_t)(y >> 1) * uvs;
+                for (int x = 0; x < width; x++) {
+                    int d = ur[x >> 1] - 128, e = vrow[x >> 1] - 128;
+                    kr[x] = vr * e + 32768;
+                    kg[x] = -ug * d - vg * e + 32768;
+                    kb[x] = ub * d + 32768;
+                }
+            }
+            const uint8_t *yr = Y + (Py_ssize_t)y * ys;
+            for (int x = 0; x < width; x++) {
+                int c = (yr[x] - yoff) * ygain;
+                pr[x] = clip_u8((c + kr[x]) >> 16);
+                pg[x] = clip_u8((c + kg[x]) >> 16);
+                pb[x] = clip_u8((c + kb[x]) >> 16);
+            }
+            uint8_t *o = O + (Py_ssize_t)y * width * 3;
+            for (int x = 0; x < width; x++) {
+                o[3 * x] = pr[x];
+                o[3 * x + 1] = pg[x];
+                o[3 * x + 2] = pb[x];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(buf);
+    PyBuffer_Release(&yb);
+    PyBuffer_Release(&ub_);
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&ob);
+    if (buf == NULL) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"mv_grid", mv_grid, METH_VARARGS, "Paint AVMotionVector records into a quarter-pel MV grid."},
+    {"accumulate", accumulate, METH_VARARGS, "One CoViAR accumulation step on quarter-pel source maps."},
+    {"compose", compose, METH_VARARGS, "Displacement and residual from a source map."},
+    {"yuv420p_to_rgb", yuv420p_to_rgb, METH_VARARGS, "Planar 4:2:0 to packed RGB24."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_accel", "cvbench reader kernels", -1, methods};
+
+PyMODINIT_FUNC PyInit__accel(void) { return PyModule_Create(&module); }
