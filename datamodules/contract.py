@@ -39,7 +39,9 @@ class Batch(TypedDict, total=False):
     """
 
     iframe: torch.Tensor  # (B, Ti, 3, H, W) float32, RGB normalised with mean/std
-    mv: torch.Tensor  # (B, Tp, 2, H, W) float32, (dx, dy) in px clipped and scaled, see Normalization
+    mv: (
+        torch.Tensor
+    )  # (B, Tp, 2, H, W) float32, (dx, dy) in px clipped and scaled, see Normalization
     residual: torch.Tensor  # (B, Tp, 3, H, W) float32, RGB residual (+128, clip 0..255) normalised
     rgb: torch.Tensor  # (B, Tr, 3, H, W) float32, RGB normalised with mean/std
     label: torch.Tensor  # (B,) int64, class index into the dataset's class list
@@ -72,11 +74,15 @@ class SamplingSpec:
     """How one view of a video is sampled, in training and in testing."""
 
     kind: Sampling = Sampling.SEGMENTS  # which placement rule
-    num_positions: int = 3  # segments (SEGMENTS), GOPs (GOP_CLIPS, CONSECUTIVE_GOPS) or frames (FRAMES)
+    num_positions: int = (
+        3  # segments (SEGMENTS), GOPs (GOP_CLIPS, CONSECUTIVE_GOPS) or frames (FRAMES)
+    )
     pframes_per_gop: int = 3  # CONSECUTIVE_GOPS only: P positions spread inside each GOP
     accumulate: bool = True  # MV/residual accumulated back to the I-frame (CoViAR) or per P-frame
     test_clips: int = 1  # temporal views at test time
-    test_crops: int = 1  # spatial views at test time: 1 (centre), 3 (left/centre/right), 5, 10 (5 + flips)
+    test_crops: int = (
+        1  # spatial views at test time: 1 (centre), 3 (left/centre/right), 5, 10 (5 + flips)
+    )
     clip_frames: int = 0  # FRAMES only: frames spanned by one clip window (0 = the whole video)
 
     @property
