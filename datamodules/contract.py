@@ -84,6 +84,7 @@ class SamplingSpec:
         1  # spatial views at test time: 1 (centre), 3 (left/centre/right), 5, 10 (5 + flips)
     )
     clip_frames: int = 0  # FRAMES only: frames spanned by one clip window (0 = the whole video)
+    test_num_positions: int = 0  # positions per view at test time (0 = num_positions; CoViAR: 25)
 
     @property
     def test_views(self) -> int:

@@ -27,7 +27,9 @@ def _sample_at(array: np.ndarray, mv: np.ndarray) -> np.ndarray:
 
 def _decoded_types(path: Path) -> list[str]:
     container = av.open(str(path))
-    types = [av.video.frame.PictureType(frame.pict_type).name for frame in container.decode(video=0)]
+    types = [
+        av.video.frame.PictureType(frame.pict_type).name for frame in container.decode(video=0)
+    ]
     container.close()
     return types
 
@@ -76,7 +78,9 @@ def test_accumulated_mv_matches_true_displacement(tmp_path: Path, velocity) -> N
     bilinearly blurred, so the encoder's choice is ambiguous); accumulation carries such
     a block's error along its chain, which is why this is a median over the object.
     """
-    truth = make_translation_video(tmp_path / "t.m4v", size=(128, 160), frames=24, velocity=velocity)
+    truth = make_translation_video(
+        tmp_path / "t.m4v", size=(128, 160), frames=24, velocity=velocity
+    )
     video = CompressedVideo(truth.path)
     assert video.gop.gop_starts == (0, 12)
     pframes = [f for f in range(video.num_frames) if not video.gop.is_iframe(f)]

@@ -1,0 +1,47 @@
+"""The ``cvbench`` command: one entry point, one subcommand per module.
+
+``main(argv)`` takes an argument list so tests run the whole program in-process. Each
+subcommand module exposes ``add_parser(subparsers)`` (which sets ``func``) and is listed
+once in ``_COMMANDS``; nothing is parsed at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cvbench import __version__
+from cvbench.commands import data, inspect, loader_bench, prepare
+
+_COMMANDS = (prepare, inspect, data, loader_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cvbench",
+        description=(
+            "Action recognition in the compressed video domain: five methods compared on "
+            "one data pipeline, one protocol and one way of counting cost."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"cvbench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``cvbench`` with ``argv`` (default: the process arguments); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""One ``LightningDataModule`` for every dataset and every method.
+
+A method hands its :class:`~datamodules.contract.DataSpec` (modalities, sampling,
+resolution); the datamodule lists the split's videos (``datamodules.datasets``),
+checks them once, optionally caches them, and serves :class:`~datamodules.contract.Batch`
+dictionaries with exactly the declared keys.
+
+Bad videos: every video is opened once in ``setup`` (in parallel, with a progress bar);
+the unreadable ones are reported with their file and cause, counted, and left out of the
+split. A video that fails later (damage in a GOP only a sample touches) is dropped from
+its batch with a warning naming it, and counted in :attr:`CompressedVideoDataModule.skipped`
+for the main process. Nothing is ever replaced by zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from datamodules.cache import VideoCache
+from datamodules.contract import DataSpec, Modality
+from datamodules.datasets import VideoItem, VideoList, create_dataset
+from datamodules.errors import VideoError
+from datamodules.gop import GopIndex
+from datamodules.reader import CompressedVideo, Sample
+from datamodules.sampling import SamplePlan, plan_test_views, plan_view
+from datamodules.transforms import test_view_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+def spec_key(spec: DataSpec) -> str:
+    """Short stable name of what a spec reads at test time (the cache's test-tier key)."""
+    text = repr((spec.sampling, tuple(m.value for m in spec.modalities)))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def read_kwargs(spec: DataSpec) -> dict[str, bool]:
+    """``CompressedVideo.read`` flags for the spec's modalities."""
+    return {
+        "mv": spec.needs(Modality.MV),
+        "residual": spec.needs(Modality.RESIDUAL),
+        "accumulate": spec.sampling.accumulate,
+    }
+
+
+def _select(plan: SamplePlan, spec: DataSpec) -> dict[str, tuple[int, ...]]:
+    """The positions of ``plan`` the spec actually reads."""
+    motion = spec.needs(Modality.MV) or spec.needs(Modality.RESIDUAL)
+    return {
+        "iframes": plan.iframes if spec.needs(Modality.IFRAME) else (),
+        "pframes": plan.pframes if motion else (),
+        "rgb": plan.rgb if spec.needs(Modality.RGB) else (),
+    }
+
+
+@dataclass
+class VideoCheck:
+    """Outcome of opening every video of a split once."""
+
+    ok: list[VideoItem] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, cause)
+
+    @property
+    def summary(self) -> str:
+        return f"{len(self.ok)} videos usable, {len(self.failed)} skipped (unreadable)"
+
+
+def _check_one(path: str) -> str | None:
+    try:
+        CompressedVideo(path)
+    except VideoError as exc:
+        return exc.problem
+    return None
+
+
+def check_videos(
+    items: tuple[VideoItem, ...], workers: int = 0, progress: bool = True
+) -> VideoCheck:
+    """Open every video once; return the usable ones and the failures with their cause."""
+    paths = [str(item.path) for item in items]
+    if workers > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            problems = list(
+                tqdm(
+                    pool.map(_check_one, paths, chunksize=8),
+                    total=len(paths),
+                    desc="checking videos",
+                    disable=not progress,
+                )
+            )
+    else:
+        problems = [
+            _check_one(p) for p in tqdm(paths, desc="checking videos", disable=not progress)
+        ]
+    check = VideoCheck()
+    for item, problem in zip(items, problems, strict=True):
+        if problem is None:
+            check.ok.append(item)
+        else:
+            check.failed.append((str(item.path), problem))
+    return check
+
+
+class CompressedVideoDataset(Dataset):
+    """Samples of one split for one :class:`DataSpec`: one per video in training, one per
+    (video, view) at test time, ``view = clip * test_crops + crop``."""
+
+    def __init__(
+        self,
+        videos: list[VideoItem],
+        spec: DataSpec,
+        train: bool,
+        cache: VideoCache | None = None,
+        views: int | None = None,
+    ) -> None:
+        self.videos = videos
+        self.spec = spec
+        self.train = train
+        self.cache = cache
+        self.views = 1 if train else (views or spec.sampling.test_views)
+        self.key = spec_key(spec)
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.views
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        video_index, view = divmod(index, self.views)
+        item = self.videos[video_index]
+        try:
+            arrays = self._arrays(item, view)
+        except VideoError as exc:
+            warnings.warn(f"skipped in this batch: {exc}", stacklevel=1)
+            return None
+        if self.train:
+            # drawn from torch's generator: seeded per worker and epoch by Lightning
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+            out = train_transform(arrays, self.spec, rng)
+        else:
+            crop = view % self.spec.sampling.test_crops
+            out = test_view_transform(arrays, self.spec, crop)
+        out["label"] = item.label
+        out["video_index"] = video_index
+        out["view"] = view
+        return out
+
+    def _arrays(self, item: VideoItem, view: int) -> dict[str, np.ndarray]:
+        spec = self.spec
+        cached = self.cache.load(item.path) if self.cache is not None else None
+        clip = view // spec.sampling.test_crops
+        if not self.train and cached is not None and cached.has_test(self.key):
+            return cached.test_sample(self.key, clip).arrays()
+        video: CompressedVideo | None = None
+        gop: GopIndex
+        if cached is not None:
+            gop = cached.gop
+        else:
+            video = CompressedVideo(item.path)
+            gop = video.gop
+        plan = self._plan(gop, clip)
+        wanted = _select(plan, spec)
+        from_stream = spec.needs(Modality.RESIDUAL) or spec.needs(Modality.RGB)
+        if cached is not None and not from_stream:
+            sample = cached.read(wanted["iframes"], wanted["pframes"])
+        else:
+            video = video or CompressedVideo(item.path)
+            sample = video.read(**wanted, **read_kwargs(spec))
+        return _only(sample, spec)
+
+    def _plan(self, gop: GopIndex, clip: int) -> SamplePlan:
+        modalities = self.spec.modalities
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+            return plan_view(self.spec.sampling, gop, True, rng, modalities=modalities)
+        return plan_test_views(self.spec.sampling, gop, modalities)[clip]
+
+
+def _only(sample: Sample, spec: DataSpec) -> dict[str, np.ndarray]:
+    arrays = sample.arrays()
+    return {m.value: arrays[m.value] for m in spec.modalities}
+
+
+def collate(samples: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]:
+    """Default collation of the samples that could be read (failures were warned about)."""
+    kept = [s for s in samples if s is not None]
+    if not kept:
+        return {}
+    batch = default_collate(kept)
+    batch["skipped"] = torch.tensor(len(samples) - len(kept))
+    return batch
+
+
+class CompressedVideoDataModule(L.LightningDataModule):
+    """I-frames, motion vectors, residuals (and decoded frames) for any dataset and method."""
+
+    def __init__(
+        self,
+        data_spec: DataSpec,
+        dataset: str = "synthetic",
+        root: str | os.PathLike | None = None,
+        split: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        cache_dir: str | os.PathLike | None = None,
+        dataset_options: dict[str, Any] | None = None,
+        check: bool = True,
+        progress: bool = True,
+    ) -> None:
+        """``cache_dir`` None reads every sample from the stream; otherwise the index tier
+        and the test samples of ``data_spec`` are extracted there once (``prepare_data``)."""
+        super().__init__()
+        self.data_spec = data_spec
+        self.dataset = dataset
+        self.root = None if root is None else Path(root)
+        self.split = split
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.cache = VideoCache(cache_dir) if cache_dir is not None else None
+        self.dataset_options = dict(dataset_options or {})
+        self.check = check
+        self.progress = progress
+        self.lists: dict[str, VideoList] = {}
+        self.checks: dict[str, VideoCheck] = {}
+        self.skipped = 0  # samples dropped from batches in the main process
+
+    # ------------------------------------------------------------------ set-up
+
+    def _list(self, subset: str) -> VideoList:
+        if subset not in self.lists:
+            self.lists[subset] = create_dataset(
+                self.dataset, self.root, self.split, subset, **self.dataset_options
+            )
+        return self.lists[subset]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._list("train").classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset on first use; fill the cache if one is set."""
+        for subset in ("train", "test"):
+            self._list(subset)
+        if self.cache is not None:
+            self.build_cache()
+
+    def build_cache(self) -> None:
+        key = spec_key(self.data_spec)
+        todo = [item for subset in ("train", "test") for item in self._list(subset).items]
+        failures = 0
+        for item in tqdm(todo, desc="caching", disable=not self.progress):
+            try:
+                video = CompressedVideo(item.path)
+                plans = [
+                    SamplePlan(**_select(p, self.data_spec))
+                    for p in plan_test_views(
+                        self.data_spec.sampling, video.gop, self.data_spec.modalities
+                    )
+                ]
+                self.cache.build(item.path, {key: plans}, {key: read_kwargs(self.data_spec)})
+            except VideoError as exc:
+                failures += 1
+                log.warning("not cached: %s", exc)
+        if failures:
+            log.warning("%d videos could not be cached (reported above)", failures)
+
+    def setup(self, stage: str | None = None) -> None:
+        for subset in ("train", "test"):
+            videos = self._list(subset).items
+            if self.check:
+                self.checks[subset] = check_videos(videos, self.num_workers, self.progress)
+                for path, problem in self.checks[subset].failed:
+                    log.warning("skipped %s: %s", path, problem)
+            else:
+                self.checks[subset] = VideoCheck(ok=list(videos))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the run record: usable and skipped videos per subset."""
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "num_classes": self.num_classes,
+            **{f"{subset}_videos": len(check.ok) for subset, check in self.checks.items()},
+            **{
+                f"{subset}_skipped": [{"path": p, "problem": q} for p, q in check.failed]
+                for subset, check in self.checks.items()
+            },
+            "skipped_in_batches": self.skipped,
+        }
+
+    # ------------------------------------------------------------------ loaders
+
+    def _loader(self, subset: str, train: bool, views: int | None = None) -> DataLoader:
+        data = CompressedVideoDataset(
+            self.checks[subset].ok, self.data_spec, train, self.cache, views
+        )
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=train,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        # the benchmarks have no validation split: validate on the test videos, one view
+        return self._loader("test", train=False, views=1)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        skipped = batch.pop("skipped", None)
+        if skipped is not None:
+            self.skipped += int(skipped)
+        return batch

@@ -1,0 +1,128 @@
+"""The shared datamodule: the batch contract for every paper sampling, bad videos, cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from datamodules.contract import BATCH_KEYS, DataSpec, Modality, Sampling
+from datamodules.datamodule import CompressedVideoDataModule
+from datamodules.sampling import PAPER_SAMPLINGS
+
+TINY = {"num_classes": 3, "videos_per_class": 4, "frames": 30, "size": (64, 80)}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("synthetic")
+
+
+def _module(root: Path, name: str, **kwargs) -> CompressedVideoDataModule:
+    sampling, modalities = PAPER_SAMPLINGS[name]
+    spec = DataSpec(modalities=modalities, sampling=sampling, size=48)
+    dm = CompressedVideoDataModule(
+        spec,
+        dataset="synthetic",
+        root=root,
+        batch_size=4,
+        dataset_options=TINY,
+        progress=False,
+        **kwargs,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def _expected_t(sampling, modality: Modality, test: bool) -> int:
+    n = (
+        sampling.test_num_positions
+        if (test and sampling.test_num_positions)
+        else sampling.num_positions
+    )
+    if sampling.kind == Sampling.CONSECUTIVE_GOPS and modality != Modality.IFRAME:
+        return n * sampling.pframes_per_gop
+    return n
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_SAMPLINGS))
+def test_batches_follow_the_contract(synthetic_root: Path, name: str) -> None:
+    dm = _module(synthetic_root, name)
+    sampling, modalities = PAPER_SAMPLINGS[name]
+    channels = {Modality.IFRAME: 3, Modality.MV: 2, Modality.RESIDUAL: 3, Modality.RGB: 3}
+    for loader, test in ((dm.train_dataloader(), False), (dm.test_dataloader(), True)):
+        batch = dm.on_after_batch_transfer(next(iter(loader)), 0)
+        assert set(batch) == {m.value for m in modalities} | {"label", "video_index", "view"}
+        assert set(batch) <= set(BATCH_KEYS)
+        for m in modalities:
+            t = _expected_t(sampling, m, test)
+            b = len(batch["label"])
+            assert b == min(4, len(loader.dataset))
+            assert batch[m.value].shape == (b, t, channels[m], 48, 48), (name, m)
+            assert batch[m.value].dtype == torch.float32
+        assert batch["label"].dtype == torch.int64
+    assert dm.summary()["train_skipped"] == [] and dm.skipped == 0
+
+
+def test_multi_view_test_set(synthetic_root: Path) -> None:
+    sampling, modalities = PAPER_SAMPLINGS["meaci8"]
+    spec = DataSpec(
+        modalities=modalities,
+        size=48,
+        sampling=sampling.__class__(**{**sampling.__dict__, "test_clips": 3, "test_crops": 3}),
+    )
+    dm = CompressedVideoDataModule(
+        spec,
+        dataset="synthetic",
+        root=synthetic_root,
+        batch_size=9,
+        dataset_options=TINY,
+        progress=False,
+    )
+    dm.prepare_data()
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["video_index"].tolist() == [0] * 9
+    assert batch["view"].tolist() == list(range(9))
+
+
+def test_bad_videos_are_reported_counted_and_skipped(tmp_path: Path, synthetic_root: Path) -> None:
+    # a class-per-folder dataset: copies of generated videos plus broken files
+    dm = _module(synthetic_root, "coviar3")
+    root = tmp_path / "folder"
+    for i, item in enumerate(dm._list("train").items[:6]):
+        dest = root / f"class{i % 2}" / f"v{i}.m4v"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(item.path, dest)
+    (root / "class0" / "empty.m4v").touch()
+    (root / "class1" / "text.m4v").write_text("not a video")
+    sampling, modalities = PAPER_SAMPLINGS["coviar3"]
+    folder = CompressedVideoDataModule(
+        DataSpec(modalities=modalities, sampling=sampling, size=48),
+        dataset="folder",
+        root=root,
+        batch_size=2,
+        progress=False,
+        dataset_options={"test_fraction": 0.3},
+    )
+    folder.prepare_data()
+    folder.setup("fit")
+    summary = folder.summary()
+    skipped = summary["train_skipped"] + summary["test_skipped"]
+    assert sorted(Path(s["path"]).name for s in skipped) == ["empty.m4v", "text.m4v"]
+    assert any("zero-length" in s["problem"] for s in skipped)
+    assert summary["train_videos"] + summary["test_videos"] == 6
+    for batch in folder.train_dataloader():
+        assert batch["iframe"].abs().sum() > 0  # no zero stand-ins
+
+
+def test_cached_test_batches_equal_stream_batches(tmp_path: Path, synthetic_root: Path) -> None:
+    stream = _module(synthetic_root, "tcar16")
+    cached = _module(synthetic_root, "tcar16", cache_dir=tmp_path / "cache")
+    a = next(iter(stream.test_dataloader()))
+    b = next(iter(cached.test_dataloader()))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
