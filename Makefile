@@ -11,10 +11,11 @@ $(VENV)/.installed: pyproject.toml setup.py datamodules/_accel.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python setup.py -q build_ext --inplace
 	touch $@
 
 demo: setup
-	$(BIN)/cvbench demo
+	$(BIN)/cvbench data --dataset synthetic
 
 test: setup
 	$(BIN)/python -m pytest -q
