@@ -9,7 +9,6 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml setup.py datamodules/_accel.c
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
 	$(BIN)/python setup.py -q build_ext --inplace
 	touch $@
