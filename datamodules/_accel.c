@@ -334,7 +334,73 @@ static PyObject *yuv420p_to_rgb(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/*
+ * mpeg4_frames(data) -> list of (offset, size, vop_coding_type)
+ * Split a raw MPEG-4 Part 2 elementary stream (.m4v) into frames without a demuxer:
+ * one frame per VOP start code (00 00 01 B6), each frame beginning at the first header
+ * start code (VOS B0, VO 00-1F, VOL 20-2F, GOV B3, VO/user data B5/B2) that precedes its
+ * VOP, as FFmpeg's mpeg4video parser splits them. vop_coding_type: 0 I, 1 P, 2 B, 3 S.
+ */
+static PyObject *mpeg4_frames(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    const uint8_t *d = (const uint8_t *)buf.buf;
+    Py_ssize_t n = buf.len;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    Py_ssize_t pending = -1, start = -1;
+    int type = -1;
+    const uint8_t *p = d, *end = d + n;
+    while (p + 4 <= end) {
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p - 3));
+        if (z == NULL) break;
+        if (z[1] != 0 || z[2] != 1) {
+            p = z + 1;
+            continue;
+        }
+        uint8_t code = z[3];
+        Py_ssize_t pos = z - d;
+        if (code == 0xB6) {
+            Py_ssize_t frame_start = pending >= 0 ? pending : pos;
+            if (start >= 0) {
+                PyObject *t = Py_BuildValue("(nni)", start, frame_start - start, type);
+                if (t == NULL || PyList_Append(out, t) < 0) {
+                    Py_XDECREF(t);
+                    Py_DECREF(out);
+                    PyBuffer_Release(&buf);
+                    return NULL;
+                }
+                Py_DECREF(t);
+            } else if (frame_start > 0) {
+                frame_start = 0;  /* bytes before the first header belong to frame 0 */
+            }
+            start = frame_start;
+            type = (z + 4 < end) ? (z[4] >> 6) & 3 : -1;
+            pending = -1;
+        } else if (code <= 0x2F || code == 0xB0 || code == 0xB2 || code == 0xB3 || code == 0xB5) {
+            if (pending < 0) pending = pos;
+        }
+        p = z + 3;
+    }
+    if (start >= 0) {
+        PyObject *t = Py_BuildValue("(nni)", start, n - start, type);
+        if (t == NULL || PyList_Append(out, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(out);
+            PyBuffer_Release(&buf);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"mpeg4_frames", mpeg4_frames, METH_VARARGS, "Split a raw MPEG-4 Part 2 stream into frames."},
     {"mv_grid", mv_grid, METH_VARARGS, "Paint AVMotionVector records into a quarter-pel MV grid."},
     {"accumulate", accumulate, METH_VARARGS, "One CoViAR accumulation step on quarter-pel source maps."},
     {"compose", compose, METH_VARARGS, "Displacement and residual from a source map."},

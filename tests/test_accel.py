@@ -97,3 +97,12 @@ def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
 
 def _coeffs() -> tuple[int, ...]:
     return acc.yuv_coefficients("bt601", "limited")
+
+
+def test_mpeg4_frame_split_matches_ffmpegs_parser(real_video) -> None:
+    """The start-code scan gives the demuxer's packet boundaries and key flags exactly."""
+    container = av.open(str(real_video))
+    packets = [(p.pos, p.size, p.is_keyframe) for p in container.demux(video=0) if p.size > 0]
+    container.close()
+    frames = acc._accel.mpeg4_frames(real_video.read_bytes())
+    assert [(o, s, t == 0) for o, s, t in frames] == packets

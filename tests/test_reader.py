@@ -202,3 +202,19 @@ def test_b_frames_are_refused(tmp_path: Path, container: str) -> None:
 def test_position_out_of_range(real: CompressedVideo) -> None:
     with pytest.raises(IndexError, match="outside 0..249"):
         real.read(pframes=[250])
+
+
+def test_containers_and_raw_streams_give_the_same_samples(tmp_path: Path) -> None:
+    """.m4v goes through the start-code scan, .avi through PyAV's demuxer."""
+    samples = []
+    for container in ("m4v", "avi"):
+        options = EncodeOptions(width=96, height=64, container=container)
+        path = tmp_path / f"v{options.suffix}"
+        make_translation_video(
+            path, size=(64, 96), frames=20, velocity=(1.0, -1.5), options=options
+        )
+        video = CompressedVideo(path)
+        assert video.info.codec == "mpeg4" and (video.info.height, video.info.width) == (64, 96)
+        samples.append(video.read(iframes=[0, 12], pframes=[7, 19], rgb=[3]))
+    for name in ("iframe", "mv", "residual", "rgb"):
+        np.testing.assert_array_equal(getattr(samples[0], name), getattr(samples[1], name))
