@@ -114,6 +114,22 @@ def check_videos(
     return check
 
 
+def _cache_one(job: tuple[str, str, DataSpec]) -> str | None:
+    """Cache one video (a complete entry is kept as is); the failure cause or None."""
+    root, path, spec = job
+    try:
+        video = CompressedVideo(path)
+        plans = [
+            SamplePlan(**_select(p, spec))
+            for p in plan_test_views(spec.sampling, video.gop, spec.modalities)
+        ]
+        key = spec_key(spec)
+        VideoCache(root).build(path, {key: plans}, {key: read_kwargs(spec)})
+    except VideoError as exc:
+        return exc.problem
+    return None
+
+
 class CompressedVideoDataset(Dataset):
     """Samples of one split for one :class:`DataSpec`: one per video in training, one per
     (video, view) at test time, ``view = clip * test_crops + crop``."""
@@ -234,6 +250,7 @@ class CompressedVideoDataModule(L.LightningDataModule):
         self.lists: dict[str, VideoList] = {}
         self.checks: dict[str, VideoCheck] = {}
         self.skipped = 0  # samples dropped from batches in the main process
+        self.cache_failures: list[tuple[str, str]] = []  # (video, cause) not cached
 
     # ------------------------------------------------------------------ set-up
 
@@ -260,24 +277,29 @@ class CompressedVideoDataModule(L.LightningDataModule):
             self.build_cache()
 
     def build_cache(self) -> None:
-        key = spec_key(self.data_spec)
-        todo = [item for subset in ("train", "test") for item in self._list(subset).items]
-        failures = 0
-        for item in tqdm(todo, desc="caching", disable=not self.progress):
-            try:
-                video = CompressedVideo(item.path)
-                plans = [
-                    SamplePlan(**_select(p, self.data_spec))
-                    for p in plan_test_views(
-                        self.data_spec.sampling, video.gop, self.data_spec.modalities
+        """Extract every video's index tier and test samples, in parallel, resumably."""
+        items = [item for subset in ("train", "test") for item in self._list(subset).items]
+        jobs = [(str(self.cache.root), str(item.path), self.data_spec) for item in items]
+        if self.num_workers > 1:
+            with ProcessPoolExecutor(self.num_workers) as pool:
+                problems = list(
+                    tqdm(
+                        pool.map(_cache_one, jobs, chunksize=4),
+                        total=len(jobs),
+                        desc="caching",
+                        disable=not self.progress,
                     )
-                ]
-                self.cache.build(item.path, {key: plans}, {key: read_kwargs(self.data_spec)})
-            except VideoError as exc:
-                failures += 1
-                log.warning("not cached: %s", exc)
-        if failures:
-            log.warning("%d videos could not be cached (reported above)", failures)
+                )
+        else:
+            problems = [
+                _cache_one(job) for job in tqdm(jobs, desc="caching", disable=not self.progress)
+            ]
+        failed = [
+            (path, problem) for (_, path, _), problem in zip(jobs, problems, strict=True) if problem
+        ]
+        for path, problem in failed:
+            log.warning("not cached: %s: %s", path, problem)
+        self.cache_failures = failed
 
     def setup(self, stage: str | None = None) -> None:
         for subset in ("train", "test"):
