@@ -28,11 +28,6 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t n
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-/* Branch-free saturation to 0..255 (the compiler turns the ternaries into cmov/max). */
-static inline uint8_t clip_u8(int v) {
-    v = v < 0 ? 0 : v;
-    return (uint8_t)(v > 255 ? 255 : v);
-}
 
 /* Round a quarter-pel coordinate to the nearest pixel (halves round up). */
 static inline int qround(int32_t q) { return (q + 2) >> 2; }
@@ -260,81 +255,6 @@ fail:
 }
 
 /*
- * yuv420p_to_rgb(y, u, v, out, height, width, y_stride, uv_stride, coeffs)
- * Planar 4:2:0 to packed RGB24 with 16.16 fixed-point coefficients
- * coeffs = (y_offset, y_gain, v_to_r, u_to_g, v_to_g, u_to_b): the caller picks
- * them for the frame's matrix (BT.601 / BT.709) and range (limited / full).
- */
-static PyObject *yuv420p_to_rgb(PyObject *self, PyObject *args) {
-    PyObject *y_obj, *u_obj, *v_obj, *out_obj;
-    int height, width, ys, uvs;
-    int yoff, ygain, vr, ug, vg, ub;
-    if (!PyArg_ParseTuple(args, "OOOOiiii(iiiiii)", &y_obj, &u_obj, &v_obj, &out_obj, &height, &width,
-                          &ys, &uvs, &yoff, &ygain, &vr, &ug, &vg, &ub))
-        return NULL;
-    int ch = (height + 1) / 2;
-    Py_buffer yb, ub_, vb, ob;
-    if (get_buffer(y_obj, &yb, 0, (Py_ssize_t)ys * (height - 1) + width, "y") < 0) return NULL;
-    if (get_buffer(u_obj, &ub_, 0, (Py_ssize_t)uvs * (ch - 1) + (width + 1) / 2, "u") < 0) {
-        PyBuffer_Release(&yb);
-        return NULL;
-    }
-    if (get_buffer(v_obj, &vb, 0, (Py_ssize_t)uvs * (ch - 1) + (width + 1) / 2, "v") < 0) {
-        PyBuffer_Release(&yb);
-        PyBuffer_Release(&ub_);
-        return NULL;
-    }
-    if (get_buffer(out_obj, &ob, 1, (Py_ssize_t)height * width * 3, "out") < 0) {
-        PyBuffer_Release(&yb);
-        PyBuffer_Release(&ub_);
-        PyBuffer_Release(&vb);
-        return NULL;
-    }
-    const uint8_t *Y = yb.buf, *U = ub_.buf, *V = vb.buf;
-    uint8_t *O = ob.buf;
-    /* Chroma contributions are shared by 2x2 pixels: expand them to per-pixel rows once
-       per row pair, so the per-row loops are contiguous and the compiler vectorises them. */
-    int32_t *buf = PyMem_RawMalloc(sizeof(int32_t) * 3 * (size_t)width + 3 * (size_t)width);
-    Py_BEGIN_ALLOW_THREADS
-    if (buf != NULL) {
-        int32_t *kr = buf, *kg = buf + width, *kb = buf + 2 * width;
-        uint8_t *pr = (uint8_t *)(buf + 3 * width), *pg = pr + width, *pb = pg + width;
-        for (int y = 0; y < height; y++) {
-            if ((y & 1) == 0) {
-                const uint8_t *ur = U + (Py_ssize_t)(y >> 1) * uvs, *vrow = V + (Py_ssize_t)(y >> 1) * uvs;
-                for (int x = 0; x < width; x++) {
-                    int d = ur[x >> 1] - 128, e = vrow[x >> 1] - 128;
-                    kr[x] = vr * e + 32768;
-                    kg[x] = -ug * d - vg * e + 32768;
-                    kb[x] = ub * d + 32768;
-                }
-            }
-            const uint8_t *yr = Y + (Py_ssize_t)y * ys;
-            for (int x = 0; x < width; x++) {
-                int c = (yr[x] - yoff) * ygain;
-                pr[x] = clip_u8((c + kr[x]) >> 16);
-                pg[x] = clip_u8((c + kg[x]) >> 16);
-                pb[x] = clip_u8((c + kb[x]) >> 16);
-            }
-            uint8_t *o = O + (Py_ssize_t)y * width * 3;
-            for (int x = 0; x < width; x++) {
-                o[3 * x] = pr[x];
-                o[3 * x + 1] = pg[x];
-                o[3 * x + 2] = pb[x];
-            }
-        }
-    }
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(buf);
-    PyBuffer_Release(&yb);
-    PyBuffer_Release(&ub_);
-    PyBuffer_Release(&vb);
-    PyBuffer_Release(&ob);
-    if (buf == NULL) return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
-/*
  * mpeg4_frames(data) -> list of (offset, size, vop_coding_type)
  * Split a raw MPEG-4 Part 2 elementary stream (.m4v) into frames without a demuxer:
  * one frame per VOP start code (00 00 01 B6), each frame beginning at the first header
@@ -404,7 +324,6 @@ static PyMethodDef methods[] = {
     {"mv_grid", mv_grid, METH_VARARGS, "Paint AVMotionVector records into a quarter-pel MV grid."},
     {"accumulate", accumulate, METH_VARARGS, "One CoViAR accumulation step on quarter-pel source maps."},
     {"compose", compose, METH_VARARGS, "Displacement and residual from a source map."},
-    {"yuv420p_to_rgb", yuv420p_to_rgb, METH_VARARGS, "Planar 4:2:0 to packed RGB24."},
     {NULL, NULL, 0, NULL},
 };
 

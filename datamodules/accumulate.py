@@ -1,4 +1,4 @@
-"""Motion-vector grids, CoViAR accumulation and colour conversion.
+"""Motion-vector grids and CoViAR accumulation.
 
 Each function has a numpy reference implementation (``*_numpy``) and, when the C
 extension ``datamodules._accel`` is built, a C twin with identical output
@@ -29,14 +29,6 @@ BLOCK = 8  # MV grid cell: MPEG-4 Part 2 predicts 16x16 blocks or 8x8 blocks (4M
 
 # Fields of FFmpeg's AVMotionVector that the grid painter reads, in this order.
 _MV_FIELDS = ("source", "w", "h", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale")
-
-# 16.16 fixed-point YUV->RGB: (y_offset, y_gain, v_to_r, u_to_g, v_to_g, u_to_b)
-_YUV_COEFFS = {
-    ("bt601", "limited"): (16, 76309, 104597, 25675, 53279, 132201),
-    ("bt601", "full"): (0, 65536, 91881, 22554, 46802, 116130),
-    ("bt709", "limited"): (16, 76309, 117489, 13954, 34903, 138438),
-    ("bt709", "full"): (0, 65536, 103206, 12277, 30679, 121609),
-}
 
 
 def has_accel() -> bool:
@@ -175,32 +167,7 @@ def compose(
     mv = np.empty((height, width, 2), np.float32) if want_mv else None
     want_res = reference is not None and frame is not None
     residual = np.empty((height, width, 3), np.int16) if want_res else None
+    if want_res:
+        reference, frame = np.ascontiguousarray(reference), np.ascontiguousarray(frame)
     _accel.compose(src, reference, frame, mv, residual, height, width)
     return mv, residual
-
-
-# ---------------------------------------------------------------- colour conversion
-
-
-def yuv_coefficients(colorspace: str, color_range: str) -> tuple[int, ...]:
-    return _YUV_COEFFS[(colorspace, color_range)]
-
-
-def yuv420p_to_rgb_numpy(
-    y: np.ndarray, u: np.ndarray, v: np.ndarray, coeffs: tuple[int, ...]
-) -> np.ndarray:
-    """Planes (H, W), (H/2, W/2), (H/2, W/2) uint8 -> (H, W, 3) uint8, nearest chroma."""
-    height, width = y.shape
-    yoff, ygain, vr, ug, vg, ub = coeffs
-    c = (y.astype(np.int32) - yoff) * ygain
-    d = np.repeat(np.repeat(u.astype(np.int32) - 128, 2, 0), 2, 1)[:height, :width]
-    e = np.repeat(np.repeat(v.astype(np.int32) - 128, 2, 0), 2, 1)[:height, :width]
-    rgb = np.stack(
-        [
-            (c + vr * e + 32768) >> 16,
-            (c - ug * d - vg * e + 32768) >> 16,
-            (c + ub * d + 32768) >> 16,
-        ],
-        axis=-1,
-    )
-    return np.clip(rgb, 0, 255).astype(np.uint8)

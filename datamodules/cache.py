@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from datamodules import accumulate as acc
 from datamodules.gop import GopIndex
@@ -180,9 +181,10 @@ class VideoCache:
         iframes = np.empty((info.gop.num_gops, info.height, info.width, 3), np.uint8)
         grids = np.zeros((info.gop.num_frames, gh, gw, 2), np.int16)
         g = 0
+        reformatter = VideoReformatter()
         for index, frame, grid in reader.scan():
             if grid is None:
-                iframes[g] = frame_to_rgb(frame)
+                iframes[g] = frame_to_rgb(frame, reformatter)
                 g += 1
             else:
                 if np.abs(grid).max(initial=0) > np.iinfo(np.int16).max:

@@ -17,13 +17,13 @@ scores to average.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TypedDict
 
 import torch
 
 
-class Modality(str, Enum):
+class Modality(StrEnum):
     """What a method can ask the data layer for."""
 
     IFRAME = "iframe"  # decoded I-frames (appearance)
@@ -60,7 +60,7 @@ BATCH_KEYS: tuple[str, ...] = tuple(Batch.__annotations__)
 #   rgb      (Tr, H, W, 3) uint8
 
 
-class Sampling(str, Enum):
+class Sampling(StrEnum):
     """Where in a video the positions of one view are taken (see datamodules/sampling.py)."""
 
     SEGMENTS = "segments"  # TSN/CoViAR: N equal frame segments, one P position in each

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 
 
@@ -22,7 +23,7 @@ class GopIndex:
             raise ValueError("a GOP index needs at least one frame")
         if not self.gop_starts or self.gop_starts[0] != 0:
             raise ValueError("the first frame must be an I-frame")
-        if any(b <= a for a, b in zip(self.gop_starts, self.gop_starts[1:])):
+        if any(b <= a for a, b in itertools.pairwise(self.gop_starts)):
             raise ValueError("I-frame indices must increase")
         if self.gop_starts[-1] >= self.num_frames:
             raise ValueError("an I-frame index lies past the last frame")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from datamodules import accumulate as acc
+from datamodules.reader import frame_to_rgb
 
 
 def test_extension_is_built() -> None:
@@ -48,7 +49,7 @@ def test_accumulate_and_compose_match_numpy(decoded) -> None:
     height, width = frame0.height, frame0.width
     src_c = acc.identity_map(height, width)
     src_n = src_c.copy()
-    iframe = acc.yuv420p_to_rgb_numpy(*[_plane(frame0, i) for i in range(3)], _coeffs())
+    iframe = frame_to_rgb(frame0)
     for frame, records in decoded[1:12]:
         if records is None:
             break
@@ -57,7 +58,7 @@ def test_accumulate_and_compose_match_numpy(decoded) -> None:
         src_c = acc.accumulate(src_c, grid)
         src_n = acc.accumulate_numpy(src_n, grid)
         np.testing.assert_array_equal(src_c, src_n)
-        rgb = acc.yuv420p_to_rgb_numpy(*[_plane(frame, i) for i in range(3)], _coeffs())
+        rgb = frame_to_rgb(frame)
         mv_c, res_c = acc.compose(src_c, iframe, rgb)
         mv_n, res_n = acc.compose_numpy(src_n, iframe, rgb)
         np.testing.assert_array_equal(mv_c, mv_n)
@@ -74,29 +75,6 @@ def test_accumulate_clamps_at_borders() -> None:
     assert src[0, 0, 0] == 0 and src[0, 0, 1] == 0  # clamped, no sub-pel remainder
     # interior: x=10 came from 6.5 -> nearest 7 (halves round up) with remainder -2 quarter pels
     assert src[8, 10, 0] == 4 * 7 - 2
-
-
-def test_yuv_to_rgb_matches_numpy_and_swscale(decoded) -> None:
-    from datamodules.reader import frame_to_rgb
-
-    for frame, _ in decoded[:3]:
-        ours = frame_to_rgb(frame)
-        ref = acc.yuv420p_to_rgb_numpy(*[_plane(frame, i) for i in range(3)], _coeffs())
-        np.testing.assert_array_equal(ours, ref)
-        sws = frame.to_ndarray(format="rgb24")
-        # swscale rounds its table-based conversion differently; every column is written
-        assert np.abs(ours.astype(int) - sws).max() <= 4
-
-
-def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
-    plane = frame.planes[i]
-    h = frame.height if i == 0 else (frame.height + 1) // 2
-    w = frame.width if i == 0 else (frame.width + 1) // 2
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
-
-
-def _coeffs() -> tuple[int, ...]:
-    return acc.yuv_coefficients("bt601", "limited")
 
 
 def test_mpeg4_frame_split_matches_ffmpegs_parser(real_video) -> None:

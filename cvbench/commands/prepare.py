@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from datamodules.prepare import prepare_tree
-
 from datamodules.encode import EncodeOptions
+from datamodules.prepare import prepare_tree
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
