@@ -4,5 +4,7 @@ Never imports ``methods`` or ``cvbench``. Dataset modules register themselves on
 one per line below.
 """
 
-from datamodules import layouts  # noqa: F401  (registers ucf101, hmdb51, folder)
-from datamodules import synthetic  # noqa: F401  (registers synthetic)
+from datamodules import (
+    layouts,  # noqa: F401  (registers ucf101, hmdb51, folder)
+    synthetic,  # noqa: F401  (registers synthetic)
+)

@@ -13,7 +13,6 @@ import sys
 import time
 
 from datamodules.contract import DataSpec
-from datamodules.datamodule import CompressedVideoDataModule
 from datamodules.datasets import list_datasets
 from datamodules.sampling import PAPER_SAMPLINGS
 
@@ -65,6 +64,9 @@ def _shapes(batch: dict) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lightning takes seconds to import: only the commands that train or load pay for it
+    from datamodules.datamodule import CompressedVideoDataModule
+
     spec, modalities = PAPER_SAMPLINGS[args.sampling]
     data_spec = DataSpec(modalities=modalities, sampling=spec, size=args.size)
     dm = CompressedVideoDataModule(
