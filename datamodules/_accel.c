@@ -32,6 +32,94 @@ static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ?
 /* Round a quarter-pel coordinate to the nearest pixel (halves round up). */
 static inline int qround(int32_t q) { return (q + 2) >> 2; }
 
+/* Kernels are compiled twice, for AVX2 and for plain x86-64, and the loader picks one
+   for the CPU it runs on (GCC function multi-versioning). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+
+HOT static void accumulate_kernel(const int32_t *sp, int32_t *sn, const int32_t *g, int height,
+                                  int width, int block, int grid_w) {
+    for (int y = 0; y < height; y++) {
+        const int32_t *grow = g + ((Py_ssize_t)(y / block) * grid_w) * 2;
+        int32_t *orow = sn + (Py_ssize_t)y * width * 2;
+        for (int x0 = 0; x0 < width; x0 += block) {
+            int32_t mx = grow[2 * (x0 / block)], my = grow[2 * (x0 / block) + 1];
+            int x1 = x0 + block < width ? x0 + block : width;
+            int32_t qy = 4 * y - my;
+            int ry = qround(qy), fy = qy - 4 * ry;
+            if (ry < 0 || ry >= height) {
+                ry = clampi(ry, 0, height - 1);
+                fy = 0;
+            }
+            const int32_t *prow = sp + (Py_ssize_t)ry * width * 2;
+            if (mx == 0 && my == 0) {
+                memcpy(orow + 2 * x0, prow + 2 * x0, (size_t)(x1 - x0) * 8);
+                continue;
+            }
+            /* 4x is a multiple of 4, so round(x - mx/4) = x + sx with a constant sx and
+               remainder fx across the block: only clamping at the borders varies */
+            int sx = (2 - mx) >> 2;
+            int32_t fx = -mx - 4 * sx;
+            if (x0 + sx >= 0 && x1 - 1 + sx < width) {
+                const int32_t *pp = prow + 2 * sx;
+                for (int x = x0; x < x1; x++) {
+                    orow[2 * x] = pp[2 * x] + fx;
+                    orow[2 * x + 1] = pp[2 * x + 1] + fy;
+                }
+                continue;
+            }
+            for (int x = x0; x < x1; x++) {
+                int32_t qx = 4 * x - mx;
+                int rx = qround(qx), f = qx - 4 * rx;
+                if (rx < 0 || rx >= width) {
+                    rx = clampi(rx, 0, width - 1);
+                    f = 0;
+                }
+                orow[2 * x] = prow[2 * rx] + f;
+                orow[2 * x + 1] = prow[2 * rx + 1] + fy;
+            }
+        }
+    }
+}
+
+HOT static void compose_mv_kernel(const int32_t *s, float *m, int height, int width) {
+    for (int y = 0; y < height; y++) {
+        const int32_t *sr = s + (Py_ssize_t)y * width * 2;
+        float *mr = m + (Py_ssize_t)y * width * 2;
+        for (int x = 0; x < width; x++) {
+            mr[2 * x] = (float)(4 * x - sr[2 * x]) * 0.25f;
+            mr[2 * x + 1] = (float)(4 * y - sr[2 * x + 1]) * 0.25f;
+        }
+    }
+}
+
+/* Residual in two passes: gather the prediction row by row (one 4-byte load per pixel,
+   the 4th byte overwritten by the next pixel), then a contiguous subtraction that the
+   compiler vectorises. `pred` holds one row plus one byte of slack. */
+HOT static void compose_res_kernel(const int32_t *s, const uint8_t *rf, const uint8_t *fr, int16_t *r,
+                                   int height, int width, uint8_t *pred) {
+    Py_ssize_t last = (Py_ssize_t)height * width - 1;
+    for (int y = 0; y < height; y++) {
+        const int32_t *sr = s + (Py_ssize_t)y * width * 2;
+        for (int x = 0; x < width; x++) {
+            int rx = clampi(qround(sr[2 * x]), 0, width - 1);
+            int ry = clampi(qround(sr[2 * x + 1]), 0, height - 1);
+            Py_ssize_t k = (Py_ssize_t)ry * width + rx;
+            if (k < last) {
+                memcpy(pred + 3 * x, rf + 3 * k, 4);
+            } else {
+                memcpy(pred + 3 * x, rf + 3 * k, 3);
+            }
+        }
+        const uint8_t *fy = fr + (Py_ssize_t)y * width * 3;
+        int16_t *ry_out = r + (Py_ssize_t)y * width * 3;
+        for (int j = 0; j < 3 * width; j++) ry_out[j] = (int16_t)((int16_t)fy[j] - (int16_t)pred[j]);
+    }
+}
+
 /*
  * mv_grid(side_data, count, itemsize, off..., grid, grid_h, grid_w, block)
  * Paint AVMotionVector records (raw side-data bytes) into an int32 grid
@@ -137,47 +225,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     int32_t *sn = (int32_t *)out.buf;
     const int32_t *g = (const int32_t *)grid.buf;
     Py_BEGIN_ALLOW_THREADS
-    for (int y = 0; y < height; y++) {
-        const int32_t *grow = g + ((Py_ssize_t)(y / block) * grid_w) * 2;
-        int32_t *orow = sn + (Py_ssize_t)y * width * 2;
-        for (int x0 = 0; x0 < width; x0 += block) {
-            int32_t mx = grow[2 * (x0 / block)], my = grow[2 * (x0 / block) + 1];
-            int x1 = x0 + block < width ? x0 + block : width;
-            int32_t qy = 4 * y - my;
-            int ry = qround(qy), fy = qy - 4 * ry;
-            if (ry < 0 || ry >= height) {
-                ry = clampi(ry, 0, height - 1);
-                fy = 0;
-            }
-            const int32_t *prow = sp + (Py_ssize_t)ry * width * 2;
-            if (mx == 0 && my == 0) {
-                memcpy(orow + 2 * x0, prow + 2 * x0, (size_t)(x1 - x0) * 8);
-                continue;
-            }
-            /* 4x is a multiple of 4, so round(x - mx/4) = x + sx with a constant sx and
-               remainder fx across the block: only clamping at the borders varies */
-            int sx = (2 - mx) >> 2;
-            int32_t fx = -mx - 4 * sx;
-            if (x0 + sx >= 0 && x1 - 1 + sx < width) {
-                const int32_t *pp = prow + 2 * sx;
-                for (int x = x0; x < x1; x++) {
-                    orow[2 * x] = pp[2 * x] + fx;
-                    orow[2 * x + 1] = pp[2 * x + 1] + fy;
-                }
-                continue;
-            }
-            for (int x = x0; x < x1; x++) {
-                int32_t qx = 4 * x - mx;
-                int rx = qround(qx), f = qx - 4 * rx;
-                if (rx < 0 || rx >= width) {
-                    rx = clampi(rx, 0, width - 1);
-                    f = 0;
-                }
-                orow[2 * x] = prow[2 * rx] + f;
-                orow[2 * x + 1] = prow[2 * rx + 1] + fy;
-            }
-        }
-    }
+    accumulate_kernel(sp, sn, g, height, width, block, grid_w);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&prev);
     PyBuffer_Release(&out);
@@ -212,30 +260,16 @@ static PyObject *compose(PyObject *self, PyObject *args) {
         float *m = (float *)mv.buf;
         const uint8_t *rf = (const uint8_t *)ref.buf, *fr = (const uint8_t *)frame.buf;
         int16_t *r = (int16_t *)res.buf;
+        uint8_t *pred = want_res ? PyMem_RawMalloc((size_t)width * 3 + 1) : NULL;
+        if (want_res && pred == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
         Py_BEGIN_ALLOW_THREADS
-        if (want_mv) {
-            for (int y = 0; y < height; y++) {
-                const int32_t *sr = s + (Py_ssize_t)y * width * 2;
-                float *mr = m + (Py_ssize_t)y * width * 2;
-                for (int x = 0; x < width; x++) {
-                    mr[2 * x] = (float)(4 * x - sr[2 * x]) * 0.25f;
-                    mr[2 * x + 1] = (float)(4 * y - sr[2 * x + 1]) * 0.25f;
-                }
-            }
-        }
-        if (want_res) {
-            for (Py_ssize_t i = 0; i < npix; i++) {
-                int rx = clampi(qround(s[2 * i]), 0, width - 1);
-                int ry = clampi(qround(s[2 * i + 1]), 0, height - 1);
-                const uint8_t *pr = rf + ((Py_ssize_t)ry * width + rx) * 3;
-                const uint8_t *pf = fr + i * 3;
-                int16_t *ro = r + 3 * i;
-                ro[0] = (int16_t)(pf[0] - pr[0]);
-                ro[1] = (int16_t)(pf[1] - pr[1]);
-                ro[2] = (int16_t)(pf[2] - pr[2]);
-            }
-        }
+        if (want_mv) compose_mv_kernel(s, m, height, width);
+        if (want_res) compose_res_kernel(s, rf, fr, r, height, width, pred);
         Py_END_ALLOW_THREADS
+        PyMem_RawFree(pred);
     }
     PyBuffer_Release(&src);
     if (want_mv) PyBuffer_Release(&mv);

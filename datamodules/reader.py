@@ -209,7 +209,8 @@ class CompressedVideo:
         if self._raw is not None and not self._fps:
             try:
                 with av.open(self.path) as container:
-                    rate = container.streams.video[0].average_rate
+                    # raw streams report 25 fps in average_rate whatever they say: guess
+                    rate = container.streams.video[0].guessed_rate
                     self._fps = float(rate) if rate else 0.0
             except av.FFmpegError:
                 pass
