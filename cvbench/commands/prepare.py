@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from datamodules.encode import EncodeOptions
 from datamodules.prepare import prepare_tree
@@ -77,5 +78,14 @@ def run(args: argparse.Namespace) -> int:
     report = prepare_tree(
         args.src, args.dst, options, workers=args.workers, progress=not args.no_progress
     )
-    print(report.summary() if hasattr(report, "summary") else report)
+    print(
+        f"{report.total} videos: {report.done} encoded, {report.skipped} already done "
+        f"(skipped), {report.failed} failed"
+    )
+    for path, problem in report.failures:
+        print(f"  failed {path}: {problem}", file=sys.stderr)
+    for path, note in report.warnings:
+        print(f"  warning {path}: {note}", file=sys.stderr)
+    if report.manifest is not None:
+        print(f"manifest: {report.manifest}")
     return 1 if report.failed else 0

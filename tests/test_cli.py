@@ -1,0 +1,96 @@
+"""The `cvbench` command in-process: help for every subcommand, prepare and data end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cvbench.cli import build_parser, main
+from datamodules.encode import EncodeOptions, encode_frames
+
+
+def _subcommands() -> list[list[str]]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    out = []
+    for name, sub in action.choices.items():
+        nested = [a for a in sub._actions if getattr(a, "choices", None) and a.dest != "help"]
+        nested = [a for a in nested if isinstance(a.choices, dict)]
+        out += [[name, n] for a in nested for n in a.choices] or [[name]]
+    return out
+
+
+@pytest.mark.parametrize("command", _subcommands(), ids=" ".join)
+def test_every_option_is_explained(command: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    parser = build_parser()
+    # every optional argument of the subcommand carries a help text
+    sub = parser._subparsers._group_actions[0].choices[command[0]]
+    for part in command[1:]:
+        sub = next(
+            a for a in sub._actions if isinstance(getattr(a, "choices", None), dict)
+        ).choices[part]
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{' '.join(command)} {action.option_strings} has no help"
+    assert "usage:" in text
+
+
+def test_prepare_then_data_on_a_folder_dataset(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    for c in range(2):
+        for v in range(3):
+            path = src / f"class{c}" / f"v{v}.avi"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frames = [rng.integers(0, 255, (48, 64, 3), np.uint8) for _ in range(14)]
+            encode_frames(frames, path, EncodeOptions(width=64, height=48, gop=5, container="avi"))
+    (src / "class1" / "broken.avi").write_bytes(b"\x00" * 100)
+    dst = tmp_path / "videos"
+    args = [
+        "prepare",
+        str(src),
+        str(dst),
+        "--width",
+        "64",
+        "--height",
+        "48",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
+    assert main(args) == 1  # one source failed
+    out = capsys.readouterr()
+    assert "6 encoded" in out.out and "1 failed" in out.out and "broken.avi" in out.err
+    assert main(args) == 1
+    assert "6 already done" in capsys.readouterr().out  # resumes: nothing re-encoded
+
+    assert (
+        main(
+            [
+                "data",
+                "--dataset",
+                "folder",
+                "--root",
+                str(dst),
+                "--size",
+                "32",
+                "--batch-size",
+                "2",
+                "--batches",
+                "1",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["train_videos"] + report["test_videos"] == 6
+    assert report["train"]["shapes"]["mv"].startswith("(2, 3, 2, 32, 32)")
