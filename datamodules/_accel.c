@@ -5,7 +5,7 @@
  * function here (used when this extension is not built) and tests/test_accel.py
  * checks that both give identical arrays.
  *
- * Units: motion vectors and source coordinates are int32 in quarter pixels, so
+ * Units: motion vectors and source coordinates are int16 in quarter pixels, so
  * MPEG-4 half-pel (motion_scale 2) and quarter-pel (scale 4) vectors keep their
  * precision. Arrays are C-contiguous; shapes are given as arguments and checked
  * against the buffer sizes.
@@ -40,11 +40,11 @@ static inline int qround(int32_t q) { return (q + 2) >> 2; }
 #define HOT
 #endif
 
-HOT static void accumulate_kernel(const int32_t *sp, int32_t *sn, const int32_t *g, int height,
+HOT static void accumulate_kernel(const int16_t *sp, int16_t *sn, const int16_t *g, int height,
                                   int width, int block, int grid_w) {
     for (int y = 0; y < height; y++) {
-        const int32_t *grow = g + ((Py_ssize_t)(y / block) * grid_w) * 2;
-        int32_t *orow = sn + (Py_ssize_t)y * width * 2;
+        const int16_t *grow = g + ((Py_ssize_t)(y / block) * grid_w) * 2;
+        int16_t *orow = sn + (Py_ssize_t)y * width * 2;
         for (int x0 = 0; x0 < width; x0 += block) {
             int32_t mx = grow[2 * (x0 / block)], my = grow[2 * (x0 / block) + 1];
             int x1 = x0 + block < width ? x0 + block : width;
@@ -54,9 +54,9 @@ HOT static void accumulate_kernel(const int32_t *sp, int32_t *sn, const int32_t 
                 ry = clampi(ry, 0, height - 1);
                 fy = 0;
             }
-            const int32_t *prow = sp + (Py_ssize_t)ry * width * 2;
+            const int16_t *prow = sp + (Py_ssize_t)ry * width * 2;
             if (mx == 0 && my == 0) {
-                memcpy(orow + 2 * x0, prow + 2 * x0, (size_t)(x1 - x0) * 8);
+                memcpy(orow + 2 * x0, prow + 2 * x0, (size_t)(x1 - x0) * 4);
                 continue;
             }
             /* 4x is a multiple of 4, so round(x - mx/4) = x + sx with a constant sx and
@@ -64,10 +64,10 @@ HOT static void accumulate_kernel(const int32_t *sp, int32_t *sn, const int32_t 
             int sx = (2 - mx) >> 2;
             int32_t fx = -mx - 4 * sx;
             if (x0 + sx >= 0 && x1 - 1 + sx < width) {
-                const int32_t *pp = prow + 2 * sx;
+                const int16_t *pp = prow + 2 * sx;
                 for (int x = x0; x < x1; x++) {
-                    orow[2 * x] = pp[2 * x] + fx;
-                    orow[2 * x + 1] = pp[2 * x + 1] + fy;
+                    orow[2 * x] = (int16_t)(pp[2 * x] + fx);
+                    orow[2 * x + 1] = (int16_t)(pp[2 * x + 1] + fy);
                 }
                 continue;
             }
@@ -78,16 +78,16 @@ HOT static void accumulate_kernel(const int32_t *sp, int32_t *sn, const int32_t 
                     rx = clampi(rx, 0, width - 1);
                     f = 0;
                 }
-                orow[2 * x] = prow[2 * rx] + f;
-                orow[2 * x + 1] = prow[2 * rx + 1] + fy;
+                orow[2 * x] = (int16_t)(prow[2 * rx] + f);
+                orow[2 * x + 1] = (int16_t)(prow[2 * rx + 1] + fy);
             }
         }
     }
 }
 
-HOT static void compose_mv_kernel(const int32_t *s, float *m, int height, int width) {
+HOT static void compose_mv_kernel(const int16_t *s, float *m, int height, int width) {
     for (int y = 0; y < height; y++) {
-        const int32_t *sr = s + (Py_ssize_t)y * width * 2;
+        const int16_t *sr = s + (Py_ssize_t)y * width * 2;
         float *mr = m + (Py_ssize_t)y * width * 2;
         for (int x = 0; x < width; x++) {
             mr[2 * x] = (float)(4 * x - sr[2 * x]) * 0.25f;
@@ -99,11 +99,11 @@ HOT static void compose_mv_kernel(const int32_t *s, float *m, int height, int wi
 /* Residual in two passes: gather the prediction row by row (one 4-byte load per pixel,
    the 4th byte overwritten by the next pixel), then a contiguous subtraction that the
    compiler vectorises. `pred` holds one row plus one byte of slack. */
-HOT static void compose_res_kernel(const int32_t *s, const uint8_t *rf, const uint8_t *fr, int16_t *r,
+HOT static void compose_res_kernel(const int16_t *s, const uint8_t *rf, const uint8_t *fr, int16_t *r,
                                    int height, int width, uint8_t *pred) {
     Py_ssize_t last = (Py_ssize_t)height * width - 1;
     for (int y = 0; y < height; y++) {
-        const int32_t *sr = s + (Py_ssize_t)y * width * 2;
+        const int16_t *sr = s + (Py_ssize_t)y * width * 2;
         for (int x = 0; x < width; x++) {
             int rx = clampi(qround(sr[2 * x]), 0, width - 1);
             int ry = clampi(qround(sr[2 * x + 1]), 0, height - 1);
@@ -122,7 +122,7 @@ HOT static void compose_res_kernel(const int32_t *s, const uint8_t *rf, const ui
 
 /*
  * mv_grid(side_data, count, itemsize, off..., grid, grid_h, grid_w, block)
- * Paint AVMotionVector records (raw side-data bytes) into an int32 grid
+ * Paint AVMotionVector records (raw side-data bytes) into an int16 grid
  * (grid_h, grid_w, 2) of quarter-pel MVs, MV = dst - src = -motion / motion_scale.
  * Cells not covered by a past-referencing vector keep their value (callers zero it):
  * intra blocks and omitted zero vectors have no motion.
@@ -143,12 +143,12 @@ static PyObject *mv_grid(PyObject *self, PyObject *args) {
     }
     Py_buffer sd, grid;
     if (get_buffer(sd_obj, &sd, 0, count * itemsize, "side_data") < 0) return NULL;
-    if (get_buffer(grid_obj, &grid, 1, (Py_ssize_t)grid_h * grid_w * 2 * 4, "grid") < 0) {
+    if (get_buffer(grid_obj, &grid, 1, (Py_ssize_t)grid_h * grid_w * 2 * 2, "grid") < 0) {
         PyBuffer_Release(&sd);
         return NULL;
     }
     const uint8_t *base = (const uint8_t *)sd.buf;
-    int32_t *g = (int32_t *)grid.buf;
+    int16_t *g = (int16_t *)grid.buf;
     long future = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         const uint8_t *rec = base + i * itemsize;
@@ -179,10 +179,10 @@ static PyObject *mv_grid(PyObject *self, PyObject *args) {
         if (cx1 > grid_w) cx1 = grid_w;
         if (cy1 > grid_h) cy1 = grid_h;
         for (int cy = cy0; cy < cy1; cy++) {
-            int32_t *row = g + ((Py_ssize_t)cy * grid_w) * 2;
+            int16_t *row = g + ((Py_ssize_t)cy * grid_w) * 2;
             for (int cx = cx0; cx < cx1; cx++) {
-                row[2 * cx] = qx;
-                row[2 * cx + 1] = qy;
+                row[2 * cx] = (int16_t)qx;
+                row[2 * cx + 1] = (int16_t)qy;
             }
         }
     }
@@ -194,7 +194,7 @@ static PyObject *mv_grid(PyObject *self, PyObject *args) {
 /*
  * accumulate(src_prev, src_new, grid, height, width, block)
  * One P-frame step of the CoViAR accumulation, on quarter-pel source maps
- * (height, width, 2) int32 holding (x, y) of each pixel's origin in the I-frame:
+ * (height, width, 2) int16 holding (x, y) of each pixel's origin in the I-frame:
  *   q = p - mv(p)                                (where p's content was in frame t-1)
  *   r = round(q) clamped to the frame             (the decoder's edge clamping)
  *   src_new(p) = src_prev(r) + (q - r)            (sub-pel remainder; 0 when clamped)
@@ -211,19 +211,19 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     int grid_h = (height + block - 1) / block, grid_w = (width + block - 1) / block;
     Py_ssize_t npix = (Py_ssize_t)height * width;
     Py_buffer prev, out, grid;
-    if (get_buffer(prev_obj, &prev, 0, npix * 8, "src_prev") < 0) return NULL;
-    if (get_buffer(new_obj, &out, 1, npix * 8, "src_new") < 0) {
+    if (get_buffer(prev_obj, &prev, 0, npix * 4, "src_prev") < 0) return NULL;
+    if (get_buffer(new_obj, &out, 1, npix * 4, "src_new") < 0) {
         PyBuffer_Release(&prev);
         return NULL;
     }
-    if (get_buffer(grid_obj, &grid, 0, (Py_ssize_t)grid_h * grid_w * 8, "grid") < 0) {
+    if (get_buffer(grid_obj, &grid, 0, (Py_ssize_t)grid_h * grid_w * 4, "grid") < 0) {
         PyBuffer_Release(&prev);
         PyBuffer_Release(&out);
         return NULL;
     }
-    const int32_t *sp = (const int32_t *)prev.buf;
-    int32_t *sn = (int32_t *)out.buf;
-    const int32_t *g = (const int32_t *)grid.buf;
+    const int16_t *sp = (const int16_t *)prev.buf;
+    int16_t *sn = (int16_t *)out.buf;
+    const int16_t *g = (const int16_t *)grid.buf;
     Py_BEGIN_ALLOW_THREADS
     accumulate_kernel(sp, sn, g, height, width, block, grid_w);
     Py_END_ALLOW_THREADS
@@ -248,7 +248,7 @@ static PyObject *compose(PyObject *self, PyObject *args) {
     Py_ssize_t npix = (Py_ssize_t)height * width;
     Py_buffer src, ref = {0}, frame = {0}, mv = {0}, res = {0};
     int want_mv = mv_obj != Py_None, want_res = res_obj != Py_None;
-    if (get_buffer(src_obj, &src, 0, npix * 8, "src") < 0) return NULL;
+    if (get_buffer(src_obj, &src, 0, npix * 4, "src") < 0) return NULL;
     if (want_mv && get_buffer(mv_obj, &mv, 1, npix * 8, "mv_out") < 0) goto fail;
     if (want_res) {
         if (get_buffer(ref_obj, &ref, 0, npix * 3, "reference") < 0) goto fail;
@@ -256,7 +256,7 @@ static PyObject *compose(PyObject *self, PyObject *args) {
         if (get_buffer(res_obj, &res, 1, npix * 6, "residual_out") < 0) goto fail;
     }
     {
-        const int32_t *s = (const int32_t *)src.buf;
+        const int16_t *s = (const int16_t *)src.buf;
         float *m = (float *)mv.buf;
         const uint8_t *rf = (const uint8_t *)ref.buf, *fr = (const uint8_t *)frame.buf;
         int16_t *r = (int16_t *)res.buf;

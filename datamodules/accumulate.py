@@ -4,7 +4,8 @@ Each function has a numpy reference implementation (``*_numpy``) and, when the C
 extension ``datamodules._accel`` is built, a C twin with identical output
 (tests/test_accel.py checks this). The public names pick the C twin if present.
 
-Units: MVs and source maps are int32 quarter pixels, channel order (x, y). The MV of a
+Units: MVs and source maps are int16 quarter pixels, channel order (x, y): a frame side
+up to 8191 px (checked), half the memory traffic of int32 in these memory-bound loops. The MV of a
 block is ``dst - src`` (where its content moved to, relative to the reference), i.e. the
 negated ``motion_x / motion_scale`` of FFmpeg's ``AVMotionVector``.
 
@@ -40,11 +41,16 @@ def grid_shape(height: int, width: int, block: int = BLOCK) -> tuple[int, int]:
     return (height + block - 1) // block, (width + block - 1) // block
 
 
+MAX_SIDE = 8191  # quarter-pel coordinates of larger frames overflow int16
+
+
 def identity_map(height: int, width: int) -> np.ndarray:
-    """Quarter-pel source map of the I-frame itself: (H, W, 2) int32 (x, y)."""
-    src = np.empty((height, width, 2), np.int32)
-    src[..., 0] = 4 * np.arange(width, dtype=np.int32)[None, :]
-    src[..., 1] = 4 * np.arange(height, dtype=np.int32)[:, None]
+    """Quarter-pel source map of the I-frame itself: (H, W, 2) int16 (x, y)."""
+    if max(height, width) > MAX_SIDE:
+        raise ValueError(f"frames larger than {MAX_SIDE} px are not supported ({width}x{height})")
+    src = np.empty((height, width, 2), np.int16)
+    src[..., 0] = 4 * np.arange(width, dtype=np.int16)[None, :]
+    src[..., 1] = 4 * np.arange(height, dtype=np.int16)[:, None]
     return src
 
 
@@ -52,7 +58,7 @@ def identity_map(height: int, width: int) -> np.ndarray:
 
 
 def mv_grid_numpy(records: np.ndarray, grid: np.ndarray, block: int = BLOCK) -> int:
-    """Paint AVMotionVector ``records`` into ``grid`` (gh, gw, 2) int32 quarter-pel in place.
+    """Paint AVMotionVector ``records`` into ``grid`` (gh, gw, 2) int16 quarter-pel in place.
 
     Returns how many records reference a future frame (B-frame prediction): they are
     not painted, and the reader refuses such streams.
@@ -92,7 +98,7 @@ def mv_grid(records: np.ndarray, grid: np.ndarray, block: int = BLOCK) -> int:
 
 
 def expand_grid(grid: np.ndarray, height: int, width: int, block: int = BLOCK) -> np.ndarray:
-    """Block-resolution quarter-pel grid -> pixel-resolution MVs (H, W, 2) float32 px."""
+    """Block-resolution quarter-pel int16 grid -> pixel-resolution MVs (H, W, 2) float32 px."""
     full = np.repeat(np.repeat(grid, block, axis=0), block, axis=1)[:height, :width]
     return full.astype(np.float32) * 0.25
 
@@ -109,15 +115,15 @@ def _round_clamp(q: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def accumulate_numpy(src_prev: np.ndarray, grid: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """One accumulation step: (H, W, 2) int32 source map -> the next one."""
+    """One accumulation step: (H, W, 2) int16 source map -> the next one."""
     height, width = src_prev.shape[:2]
-    mv = np.repeat(np.repeat(grid, block, axis=0), block, axis=1)[:height, :width]
+    mv = np.repeat(np.repeat(grid, block, axis=0), block, axis=1)[:height, :width].astype(np.int32)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.int32)
     rx, fx = _round_clamp(4 * xs - mv[..., 0], width)
     ry, fy = _round_clamp(4 * ys - mv[..., 1], height)
     out = src_prev[ry, rx].copy()
-    out[..., 0] += fx
-    out[..., 1] += fy
+    out[..., 0] += fx.astype(np.int16)
+    out[..., 1] += fy.astype(np.int16)
     return out
 
 
@@ -143,12 +149,12 @@ def compose_numpy(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Displacement ``p - src`` (H, W, 2) float32 px and residual ``frame - reference[round(src)]``."""
     height, width = src.shape[:2]
-    ident = identity_map(height, width)
+    ident = identity_map(height, width).astype(np.int32)
     mv = (ident - src).astype(np.float32) * 0.25
     if reference is None or frame is None:
         return mv, None
-    rx = np.clip((src[..., 0] + 2) >> 2, 0, width - 1)
-    ry = np.clip((src[..., 1] + 2) >> 2, 0, height - 1)
+    rx = np.clip((src[..., 0].astype(np.int32) + 2) >> 2, 0, width - 1)
+    ry = np.clip((src[..., 1].astype(np.int32) + 2) >> 2, 0, height - 1)
     residual = frame.astype(np.int16) - reference[ry, rx].astype(np.int16)
     return mv, residual
 

@@ -36,7 +36,7 @@ def test_mv_grid_matches_numpy(decoded) -> None:
     for _, records in decoded:
         if records is None:
             continue
-        a = np.zeros((*acc.grid_shape(height, width), 2), np.int32)
+        a = np.zeros((*acc.grid_shape(height, width), 2), np.int16)
         b = np.zeros_like(a)
         assert acc.mv_grid(records, a) == acc.mv_grid_numpy(records, b) == 0
         np.testing.assert_array_equal(a, b)
@@ -53,7 +53,7 @@ def test_accumulate_and_compose_match_numpy(decoded) -> None:
     for frame, records in decoded[1:12]:
         if records is None:
             break
-        grid = np.zeros((*acc.grid_shape(height, width), 2), np.int32)
+        grid = np.zeros((*acc.grid_shape(height, width), 2), np.int16)
         acc.mv_grid(records, grid)
         src_c = acc.accumulate(src_c, grid)
         src_n = acc.accumulate_numpy(src_n, grid)
@@ -68,7 +68,7 @@ def test_accumulate_and_compose_match_numpy(decoded) -> None:
 def test_accumulate_clamps_at_borders() -> None:
     # every block points 3.5 px beyond the left/top edge: sources clamp to column/row 0
     height, width = 16, 24
-    grid = np.zeros((*acc.grid_shape(height, width), 2), np.int32)
+    grid = np.zeros((*acc.grid_shape(height, width), 2), np.int16)
     grid[...] = 14  # +3.5 px in quarter pels: content moved right/down, came from up-left
     src = acc.accumulate(acc.identity_map(height, width), grid)
     np.testing.assert_array_equal(src, acc.accumulate_numpy(acc.identity_map(height, width), grid))
