@@ -69,7 +69,9 @@ class Sample:
         }
 
 
-def frame_to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> np.ndarray:
+def frame_to_rgb(
+    frame: av.VideoFrame, reformatter: VideoReformatter | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """Decoded frame -> (H, W, 3) uint8 RGB with swscale.
 
     Pass a reformatter that lives as long as the work: it keeps swscale's context, which
@@ -80,8 +82,12 @@ def frame_to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter | None = No
         rgb = frame.to_ndarray(format="rgb24")
     else:
         rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-    # rows of a 340-wide frame are padded to 1024 bytes: a view, made contiguous here
-    return np.ascontiguousarray(rgb)
+    # rows of a 340-wide frame are padded to 1024 bytes: `rgb` is a view of the padded
+    # frame, copied once, into `out` when the caller has a place for it
+    if out is None:
+        return np.ascontiguousarray(rgb)
+    np.copyto(out, rgb)
+    return out
 
 
 _LOCAL = threading.local()
@@ -396,10 +402,12 @@ class CompressedVideo:
                     for k in i_slots[index]:
                         sample.iframe[k] = iframe_rgb
                 if index in rgb_slots:
-                    frame_rgb = (
-                        frame_rgb if frame_rgb is not None else frame_to_rgb(frame, self._rgb)
-                    )
-                    for k in rgb_slots[index]:
+                    first, *others = rgb_slots[index]
+                    if frame_rgb is None:
+                        frame_rgb = frame_to_rgb(frame, self._rgb, out=sample.rgb[first])
+                    else:
+                        sample.rgb[first] = frame_rgb
+                    for k in others:
                         sample.rgb[k] = frame_rgb
                 if index in p_slots:
                     self._serve_p(
