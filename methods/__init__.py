@@ -1,1 +1,7 @@
-"""The compared methods, one module each (see the methods issue)."""
+"""The compared methods and baselines, one module each, registered on import (one line each).
+
+``methods`` may import the batch contract and sampling types from ``datamodules``, never
+``cvbench``.
+"""
+
+from methods import iframe  # noqa: F401  (appearance-only baseline)

@@ -1,0 +1,302 @@
+"""One LightningModule base for every method: metrics, optimisation, multi-view testing.
+
+A method subclass supplies its network (``forward(batch) -> logits``), its loss when it is
+not plain cross-entropy (``training_loss``), its data needs (``data_spec``), the
+parameters it trains (everything with ``requires_grad``; frozen parts are registered with
+``freeze``) and, optionally, per-group learning rates (``param_groups``) — declared by the
+method on module objects, never by matching parameter names.
+
+Metrics (torchmetrics): top-1 and top-5 *overall* accuracy (micro, what the papers
+report) and *mean-class* accuracy (macro, labelled as such). At test time every view of a
+video is scored and the softmax scores are averaged per ``video_index`` before the
+metrics, so test accuracy is per video, as in the papers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from datamodules.contract import DataSpec
+from methods.config import to_dict
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and schedule; a method's ``default_optim`` gives its paper's values."""
+
+    optimizer: Literal["adamw", "sgd"] = (
+        "adamw"  # torch.optim.AdamW or SGD (momentum, nesterov off)
+    )
+    lr: float = 1e-3  # base learning rate (groups scale it by their lr_scale)
+    weight_decay: float = 1e-4  # decoupled for AdamW, L2 for SGD
+    momentum: float = 0.9  # SGD only
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
+    schedule: Literal["cosine", "step", "constant"] = "cosine"  # after the warm-up
+    warmup_epochs: float = 0.0  # linear warm-up from 0, in epochs (fractions allowed)
+    milestones: tuple[int, ...] = ()  # "step": epochs at which the lr is multiplied by gamma
+    gamma: float = 0.1  # "step": factor at each milestone
+    epochs: int = 10  # schedule length in epochs (the Trainer's max_epochs by default)
+
+
+@dataclass
+class ParamGroup:
+    """A set of parameters with its own learning-rate scale (declared by the method)."""
+
+    name: str
+    params: list[nn.Parameter] = field(default_factory=list)
+    lr_scale: float = 1.0
+    weight_decay: float | None = None  # None: the optimiser's
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _accuracy_metrics(num_classes: int) -> nn.ModuleDict:
+    return nn.ModuleDict(
+        {
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "mean_class": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
+        }
+    )
+
+
+class BaseMethod(L.LightningModule):
+    """Shared training/testing logic; subclasses build their network in ``__init__``."""
+
+    def __init__(
+        self,
+        config: Any,
+        num_classes: int,
+        class_names: Sequence[str],
+        optim: OptimConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.optim_config = optim or self.default_optim()
+        self._frozen: list[nn.Module] = []
+        self.save_hyperparameters(
+            {
+                "method": type(self).__name__,
+                "config": to_dict(config),
+                "num_classes": num_classes,
+                "class_names": self.class_names,
+                "optim": to_dict(self.optim_config),
+            }
+        )
+        self.train_metrics = _accuracy_metrics(num_classes)
+        self.val_metrics = _accuracy_metrics(num_classes)
+        self.test_metrics = _accuracy_metrics(num_classes)
+        self._test_scores: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.test_results: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ to implement
+
+    @property
+    def data_spec(self) -> DataSpec:
+        """Modalities, sampling and crop size this method reads."""
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # (B, num_classes)
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of a training batch; cross-entropy on ``forward`` by default."""
+        logits = self(batch)
+        return F.cross_entropy(logits, batch["label"]), logits
+
+    def param_groups(self) -> list[ParamGroup]:
+        """Trainable parameters by learning-rate group; one group by default."""
+        return [ParamGroup("all", [p for p in self.parameters() if p.requires_grad])]
+
+    @classmethod
+    def default_optim(cls) -> OptimConfig:
+        return OptimConfig()
+
+    # ------------------------------------------------------------------ frozen parts
+
+    def freeze(self, *modules: nn.Module) -> None:
+        """Freeze ``modules``: no gradients, and kept in eval mode (dropout off, BN stats fixed)."""
+        for module in modules:
+            module.requires_grad_(False)
+            module.eval()
+            self._frozen.append(module)
+
+    def train(self, mode: bool = True) -> BaseMethod:
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "total_params": count_parameters(self.network_modules()),
+            "tunable_params": count_parameters(self.network_modules(), trainable_only=True),
+        }
+
+    def network_modules(self) -> nn.Module:
+        """The network alone (metrics hold no parameters, so the module itself by default)."""
+        return self
+
+    # ------------------------------------------------------------------ steps
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits = self.training_loss(batch)
+        self._update(self.train_metrics, logits.detach(), batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        self.log_dict(
+            {f"train/{k}": m for k, m in self.train_metrics.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch["label"]),
+        )
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["label"])
+        self._update(self.val_metrics, logits, batch["label"])
+        self.log("val/loss", loss, batch_size=len(batch["label"]))
+        self.log_dict(
+            {f"val/{k}": m for k, m in self.val_metrics.items()},
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+        )
+
+    def on_test_epoch_start(self) -> None:
+        self._test_scores = []
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        scores = self(batch).float().softmax(dim=-1)
+        self._test_scores.append((batch["video_index"], batch["label"], scores))
+
+    def on_test_epoch_end(self) -> None:
+        """Average the views' softmax scores per video, then the video-level metrics."""
+        index, labels, scores = self._gather_test_scores()
+        videos = int(index.max().item()) + 1 if len(index) else 0
+        summed = torch.zeros(videos, self.num_classes, device=scores.device)
+        summed.index_add_(0, index, scores)
+        counts = torch.bincount(index, minlength=videos).clamp(min=1)
+        video_labels = torch.full((videos,), -1, dtype=torch.long, device=scores.device)
+        video_labels[index] = labels
+        present = counts.new_zeros(videos, dtype=torch.bool)
+        present[index] = True
+        video_scores = summed[present] / counts[present, None]
+        self._update(self.test_metrics, video_scores, video_labels[present])
+        self.test_results = {k: float(m.compute()) for k, m in self.test_metrics.items()}
+        self.test_results["videos"] = int(present.sum())
+        self.test_results["views_per_video"] = (
+            float(counts[present].float().mean()) if videos else 0.0
+        )
+        for k, m in self.test_metrics.items():
+            self.log(f"test/{k}", m.compute(), sync_dist=False)
+            m.reset()
+
+    def _gather_test_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._test_scores:
+            index = torch.cat([t[0] for t in self._test_scores])
+            labels = torch.cat([t[1] for t in self._test_scores])
+            scores = torch.cat([t[2] for t in self._test_scores])
+        else:
+            index = torch.zeros(0, dtype=torch.long, device=self.device)
+            labels = torch.zeros(0, dtype=torch.long, device=self.device)
+            scores = torch.zeros(0, self.num_classes, device=self.device)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # ranks hold different numbers of views: pad to the longest, gather, unpad
+            n = torch.tensor(len(index), device=self.device)
+            sizes = self.all_gather(n).flatten()
+            longest = int(sizes.max())
+            pad = longest - len(index)
+            index = torch.cat([index, index.new_zeros(pad)])
+            labels = torch.cat([labels, labels.new_zeros(pad)])
+            scores = torch.cat([scores, scores.new_zeros(pad, self.num_classes)])
+            gathered = [self.all_gather(t) for t in (index, labels, scores)]
+            keep = [torch.arange(longest, device=self.device) < s for s in sizes]
+            index, labels, scores = (
+                torch.cat([g[r][keep[r]] for r in range(len(sizes))]) for g in gathered
+            )
+        return index, labels, scores
+
+    @staticmethod
+    def _update(metrics: nn.ModuleDict, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        for metric in metrics.values():
+            metric.update(logits, labels)
+
+    # ------------------------------------------------------------------ optimisation
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_config
+        groups = []
+        seen: set[int] = set()
+        for group in self.param_groups():
+            params = [p for p in group.params if p.requires_grad]
+            if any(id(p) in seen for p in params):
+                raise ValueError(f"parameter group {group.name!r} repeats parameters")
+            seen.update(id(p) for p in params)
+            if params:
+                entry = {"params": params, "lr": cfg.lr * group.lr_scale, "name": group.name}
+                if group.weight_decay is not None:
+                    entry["weight_decay"] = group.weight_decay
+                groups.append(entry)
+        missing = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in seen]
+        if missing:
+            raise ValueError(f"trainable parameters in no group: {missing[:5]}")
+        if cfg.optimizer == "sgd":
+            optimizer = torch.optim.SGD(
+                groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(
+                groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _steps_per_epoch(self) -> int:
+        trainer = self.trainer
+        if trainer is None:
+            return 1
+        total = trainer.estimated_stepping_batches
+        epochs = max(trainer.max_epochs or 1, 1)
+        return max(int(total // epochs), 1) if math.isfinite(total) else 1
+
+    def _lr_factor(self, step: int) -> float:
+        """Multiplier of the base lr at optimiser step ``step`` (warm-up, then the schedule)."""
+        cfg = self.optim_config
+        epoch = step / self._steps_per_epoch()
+        if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
+            return (epoch + 1 / self._steps_per_epoch()) / cfg.warmup_epochs
+        if cfg.schedule == "cosine":
+            span = max(cfg.epochs - cfg.warmup_epochs, 1e-8)
+            progress = min(max(epoch - cfg.warmup_epochs, 0.0) / span, 1.0)
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if cfg.schedule == "step":
+            return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+        return 1.0
+
+
+def trainable(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
+    """The trainable parameters of ``modules``, in order, each once."""
+    seen: set[int] = set()
+    out = []
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out

@@ -1,0 +1,89 @@
+"""Method registry: plain dicts filled by explicit imports in ``methods/__init__.py``.
+
+Each method module ends with one ``register_method`` call naming its LightningModule,
+its config dataclass and its presets (``paper``, ``tiny`` and larger variants).
+``create_method`` looks the name up; there are no string ladders anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from methods.config import apply_overrides
+
+if TYPE_CHECKING:
+    from methods.base import BaseMethod, OptimConfig
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """What the registry knows of one method."""
+
+    name: str  # registry name, e.g. "tcar"
+    module: type  # the BaseMethod subclass
+    config: type  # its config dataclass
+    presets: Mapping[str, Callable[[], Any]]  # preset name -> config factory
+    summary: str  # one line: paper, venue, modalities
+
+    def make_config(
+        self, preset: str, overrides: Mapping[str, Any] | None = None, source: str = "overrides"
+    ) -> Any:
+        if preset not in self.presets:
+            raise KeyError(
+                f"method {self.name!r} has no preset {preset!r}; presets: {', '.join(self.presets)}"
+            )
+        return apply_overrides(self.presets[preset](), overrides or {}, source)
+
+
+_METHODS: dict[str, MethodEntry] = {}
+
+
+def register_method(
+    name: str,
+    module: type,
+    config: type,
+    presets: Mapping[str, Callable[[], Any]],
+    summary: str,
+) -> MethodEntry:
+    """Register ``module`` under ``name``; a duplicate name is an error."""
+    if name in _METHODS:
+        raise ValueError(f"method {name!r} is already registered")
+    for required in ("paper", "tiny"):
+        if required not in presets:
+            raise ValueError(f"method {name!r} must have a {required!r} preset")
+    entry = MethodEntry(name, module, config, dict(presets), summary)
+    _METHODS[name] = entry
+    return entry
+
+
+def list_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> MethodEntry:
+    if name not in _METHODS:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
+    return _METHODS[name]
+
+
+def create_method(
+    name: str,
+    preset: str = "tiny",
+    *,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    optim: OptimConfig | None = None,
+    source: str = "overrides",
+) -> BaseMethod:
+    """Build method ``name`` at ``preset`` with config ``overrides`` (checked field by field)."""
+    entry = get_method(name)
+    config = entry.make_config(preset, overrides, source)
+    names = (
+        list(class_names) if class_names is not None else [f"class {i}" for i in range(num_classes)]
+    )
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names for {num_classes} classes")
+    return entry.module(config=config, num_classes=num_classes, class_names=names, optim=optim)
