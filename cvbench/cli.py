@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from cvbench import __version__
-from cvbench.commands import data, inspect, loader_bench, prepare
+from cvbench.commands import data, flops, inspect, loader_bench, prepare, run
 
-_COMMANDS = (prepare, inspect, data, loader_bench)
+_COMMANDS = (run, prepare, inspect, data, loader_bench, flops)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,3 +94,81 @@ def test_prepare_then_data_on_a_folder_dataset(tmp_path: Path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["train_videos"] + report["test_videos"] == 6
     assert report["train"]["shapes"]["mv"].startswith("(2, 3, 2, 32, 32)")
+
+
+def test_run_writes_a_record_and_resumes(tmp_path: Path, capsys) -> None:
+    args = [
+        "run",
+        "--method",
+        "iframe",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        "--root",
+        str(tmp_path / "synthetic"),
+        "--dataset-option",
+        "num_classes=3",
+        "--dataset-option",
+        "videos_per_class=4",
+        "--dataset-option",
+        "frames=24",
+        "--dataset-option",
+        "size=[64, 80]",
+        "--set",
+        "dropout=0.1",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--output",
+        str(tmp_path / "records"),
+        "--json",
+    ]
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    path = tmp_path / "records" / f"{record['run_id']}.json"
+    assert json.loads(path.read_text())["config_hash"] == record["config_hash"]
+    for key in (
+        "method",
+        "preset",
+        "dataset",
+        "split",
+        "config",
+        "seed",
+        "code_version",
+        "hardware",
+        "pretrained",
+        "metrics",
+        "total_params",
+        "tunable_params",
+        "views",
+        "timings",
+        "wall_s",
+    ):
+        assert key in record, key
+    assert record["config"]["dropout"] == 0.1 and record["pretrained"][0]["weights"] == "none"
+    assert Path(record["checkpoint"]).is_file()
+    # a second run with --resume starts from the last checkpoint (nothing left to train)
+    assert main([*args, "--resume"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["run_id"] == record["run_id"]
+
+
+def test_run_rejects_an_unknown_config_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no_such_field"):
+        main(
+            [
+                "run",
+                "--method",
+                "iframe",
+                "--set",
+                "no_such_field=1",
+                "--root",
+                str(tmp_path),
+                "--dataset-option",
+                "num_classes=2",
+                "--dataset-option",
+                "videos_per_class=2",
+                "--no-progress",
+            ]
+        )
