@@ -1,0 +1,75 @@
+"""``cvbench flops --method M``: parameters and GMACs of a registered method.
+
+One test view (temporal clip x spatial crop) of the method's own sampling at batch size
+1, counted on the meta device (no memory, no weights; the CPU when an op has no meta
+kernel). GMACs are multiply-accumulates / 1e9 (what video papers call GFLOPs), attention
+included; the attention-blind figure (nn.MultiheadAttention's fused path not counted)
+and the paper's own counting conventions and reported numbers, where the method declares
+them, are shown beside it. Rules: ``cvbench/flops.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+_PROG = "cvbench flops"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "flops",
+        help="parameters and GMACs per view of a method (attention included)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--method",
+        required=True,
+        help="registered method name, or 'all' for every registered method",
+    )
+    p.add_argument("--preset", default="paper", help="config preset to build (default: paper)")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=101,
+        help="classifier outputs (default: 101, UCF101)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # torch and the methods take seconds to import: only this command pays for them
+    import methods  # noqa: F401  (registers every method)
+    from cvbench.flops import format_cost, format_table, method_cost
+    from methods.registry import list_methods
+
+    known = list_methods()
+    if args.method != "all" and args.method not in known:
+        print(
+            f"{_PROG}: unknown method {args.method!r}; known: {', '.join(known)} (or 'all')",
+            file=sys.stderr,
+        )
+        return 2
+    if args.num_classes < 1:
+        print(f"{_PROG}: --num-classes must be >= 1", file=sys.stderr)
+        return 2
+    names = known if args.method == "all" else [args.method]
+    try:
+        costs = [method_cost(n, args.preset, num_classes=args.num_classes) for n in names]
+    except KeyError as error:  # an unknown preset
+        print(f"{_PROG}: {error.args[0]}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(costs if args.method == "all" else costs[0], sys.stdout, indent=2)
+        print()
+    elif args.method == "all":
+        print(format_table(costs))
+        for cost in costs:
+            print()
+            print(format_cost(cost))
+    else:
+        print(format_cost(costs[0]))
+    return 0
