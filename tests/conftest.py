@@ -6,8 +6,13 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from datamodules.encode import EncodeOptions, transcode
+
+# One intra-op thread: the tests' tensors are tiny, and on a busy 2-core machine a second
+# thread makes small products orders of magnitude slower (and timing-dependent).
+torch.set_num_threads(1)
 
 
 def real_footage_source(name: str = "bikes.mp4") -> Path:
