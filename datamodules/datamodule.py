@@ -36,7 +36,7 @@ from datamodules.errors import VideoError
 from datamodules.gop import GopIndex
 from datamodules.reader import CompressedVideo, Sample
 from datamodules.sampling import SamplePlan, plan_test_views, plan_view
-from datamodules.transforms import test_view_transform, train_transform
+from datamodules.transforms import apply_view, sample_train_box, test_view_transform
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,19 @@ class CompressedVideoDataset(Dataset):
         train: bool,
         cache: VideoCache | None = None,
         views: int | None = None,
+        hflip_labels: tuple[int, ...] | None = None,
     ) -> None:
+        """``hflip_labels``: the dataset's label of a mirrored video per class (None: a
+        mirror keeps every label); a class whose mirror is not in the dataset (-1) turns
+        training flips off rather than teach a wrong label."""
         self.videos = videos
         self.spec = spec
         self.train = train
         self.cache = cache
         self.views = 1 if train else (views or spec.sampling.test_views)
         self.key = spec_key(spec)
+        self.hflip_labels = hflip_labels
+        self.flip = spec.flip and not (hflip_labels is not None and -1 in hflip_labels)
 
     def __len__(self) -> int:
         return len(self.videos) * self.views
@@ -160,14 +166,19 @@ class CompressedVideoDataset(Dataset):
         except VideoError as exc:
             warnings.warn(f"skipped in this batch: {exc}", stacklevel=1)
             return None
+        label = item.label
         if self.train:
             # drawn from torch's generator: seeded per worker and epoch by Lightning
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-            out = train_transform(arrays, self.spec, rng)
+            height, width = next(iter(arrays.values())).shape[1:3]
+            box = sample_train_box(height, width, self.spec.scale_jitter, self.flip, rng)
+            out = apply_view(arrays, box, self.spec.size, self.spec.normalization)
+            if box.flip and self.hflip_labels is not None:
+                label = self.hflip_labels[label]  # e.g. a mirrored left-mover moves right
         else:
             crop = view % self.spec.sampling.test_crops
             out = test_view_transform(arrays, self.spec, crop)
-        out["label"] = item.label
+        out["label"] = label
         out["video_index"] = video_index
         out["view"] = view
         return out
@@ -329,7 +340,12 @@ class CompressedVideoDataModule(L.LightningDataModule):
 
     def _loader(self, subset: str, train: bool, views: int | None = None) -> DataLoader:
         data = CompressedVideoDataset(
-            self.checks[subset].ok, self.data_spec, train, self.cache, views
+            self.checks[subset].ok,
+            self.data_spec,
+            train,
+            self.cache,
+            views,
+            self._list(subset).hflip_labels,
         )
         return DataLoader(
             data,

@@ -32,6 +32,9 @@ class VideoList:
     subset: str  # "train" or "test"
     classes: tuple[str, ...]  # class names; label i is classes[i]
     items: tuple[VideoItem, ...]
+    # label of a horizontally mirrored video of each class: None when a mirror keeps every
+    # label (UCF101, HMDB51); -1 where the mirrored class is not in the dataset (no flips)
+    hflip_labels: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.items)

@@ -40,7 +40,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +275,24 @@ def build_synthetic(
         )
         for label, index in split_indices(config, split, test_fraction)[subset]
     )
-    return VideoList("synthetic", split, subset, config.classes, items)
+    return VideoList("synthetic", split, subset, config.classes, items, mirrored_labels(config))
+
+
+def mirrored_labels(config: SyntheticConfig) -> tuple[int, ...]:
+    """Label of each class seen in a mirror: left and right, cw and ccw swap; -1 if absent."""
+    table = MOTION_CLASSES[: config.num_classes]
+    out = []
+    for c in table:
+        mirror = replace(
+            c,
+            name="",
+            translate=(c.translate[0], -c.translate[1]),
+            spin=-c.spin,
+            oscillate=(c.oscillate[0], abs(c.oscillate[1])) if c.oscillate[1] else c.oscillate,
+        )
+        match = [i for i, d in enumerate(table) if replace(d, name="") == mirror]
+        out.append(match[0] if match else -1)
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------

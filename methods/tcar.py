@@ -57,7 +57,10 @@ Choices where the paper is silent or ambiguous (each configurable):
   over the visual towers. All visual copies get the same weights.
 * I-frames are normalised with CLIP's mean/std; residuals with the data layer's default.
 * Sampling: ``tcar16`` (16 GOP clips, random in training, centre at test), accumulated MV
-  and residuals (CoViAR [5]); one view at test (centre clip, centre crop).
+  and residuals (CoViAR [5]); one view at test (centre clip, centre crop). Random
+  horizontal flips in training as the paper (``flip``); on datasets whose classes are
+  defined by direction the datamodule gives a mirrored sample its mirrored label (the
+  synthetic set's left/right and cw/ccw classes swap under a flip).
 * Which streams hold which modalities is configurable (``spatial``, ``motion``), which
   covers Table 2 (single modality) and Table 5 (residual in the motion branch, no MV). An
   empty stream is dropped and the remaining stream scores alone.
@@ -67,9 +70,9 @@ from __future__ import annotations
 
 import copy
 import re
-from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 import open_clip
@@ -389,6 +392,7 @@ class TCARConfig:
     mv_gain: float = 4.0  # MV scale into the encoder (+-20 px -> +-2)
     frames: int = 16  # GOP clips per view (I, MV and R each)
     test_crops: int = 1  # spatial views at test (paper: centre crop)
+    flip: bool = True  # random horizontal flip in training (paper)
 
 
 def paper() -> TCARConfig:
@@ -486,6 +490,7 @@ class TCAR(BaseMethod):
             modalities=self.net.modalities,
             sampling=replace(sampling, num_positions=c.frames, test_crops=c.test_crops),
             size=c.clip.image_size,
+            flip=c.flip,
             normalization=Normalization(rgb_mean=OPENAI_DATASET_MEAN, rgb_std=OPENAI_DATASET_STD),
         )
 

@@ -126,3 +126,36 @@ def test_cached_test_batches_equal_stream_batches(tmp_path: Path, synthetic_root
     b = next(iter(cached.test_dataloader()))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_a_mirrored_training_sample_gets_the_mirrored_label(
+    synthetic_root: Path, monkeypatch
+) -> None:
+    import datamodules.datamodule as module
+    from datamodules.transforms import CropBox
+
+    dm = _module(synthetic_root, "coviar3")
+    data = dm.train_dataloader().dataset
+    mirrors = dm._list("train").hflip_labels
+    assert mirrors == (1, 0, 2)  # translate_right <-> translate_left, translate_up stays
+    monkeypatch.setattr(
+        module, "sample_train_box", lambda h, w, *a, **k: CropBox(0, 0, h, w, flip=True)
+    )
+    for i, item in enumerate(data.videos[:6]):
+        assert data[i]["label"] == mirrors[item.label]
+
+
+def test_flips_are_off_when_a_mirrored_class_is_missing(tmp_path: Path) -> None:
+    sampling, modalities = PAPER_SAMPLINGS["coviar3"]
+    dm = CompressedVideoDataModule(
+        DataSpec(modalities=modalities, sampling=sampling, size=48),
+        dataset="synthetic",
+        root=tmp_path,
+        batch_size=2,
+        progress=False,
+        dataset_options={"num_classes": 1, "videos_per_class": 4, "frames": 13, "size": (32, 48)},
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm._list("train").hflip_labels == (-1,)  # translate_right alone: no mirror class
+    assert dm.train_dataloader().dataset.flip is False

@@ -307,3 +307,11 @@ def test_paper_vit_l_sizes_and_gmacs() -> None:
     complete = complete_gmacs(model.net, batch)
     assert complete == pytest.approx(3990.65, rel=0.03)
     assert linear_conv_gmacs(model.net, batch) == pytest.approx(2491.87, rel=0.005)
+
+
+def test_data_spec() -> None:
+    spec = build().data_spec
+    assert spec.sampling.kind == "gop_clips" and spec.sampling.num_positions == 4
+    assert spec.sampling.accumulate and spec.sampling.test_views == 1
+    assert spec.normalization.rgb_mean == open_clip.constants.OPENAI_DATASET_MEAN
+    assert spec.flip and not build(flip=False).data_spec.flip
