@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml setup.py datamodules/_accel.c
 	touch $@
 
 demo: setup
-	$(BIN)/cvbench data --dataset synthetic
+	$(BIN)/cvbench run --method coviar --dataset synthetic --epochs 12
 
 test: setup
 	$(BIN)/python -m pytest -q
