@@ -295,6 +295,14 @@ fail:
  * start code (VOS B0, VO 00-1F, VOL 20-2F, GOV B3, VO/user data B5/B2) that precedes its
  * VOP, as FFmpeg's mpeg4video parser splits them. vop_coding_type: 0 I, 1 P, 2 B, 3 S.
  */
+static int append_frame(PyObject *list, Py_ssize_t offset, Py_ssize_t size, int type) {
+    PyObject *t = Py_BuildValue("(nni)", offset, size, type);
+    if (t == NULL) return -1;
+    int rc = PyList_Append(list, t);
+    Py_DECREF(t);
+    return rc;
+}
+
 static PyObject *mpeg4_frames(PyObject *self, PyObject *args) {
     Py_buffer buf;
     if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
@@ -320,14 +328,7 @@ static PyObject *mpeg4_frames(PyObject *self, PyObject *args) {
         if (code == 0xB6) {
             Py_ssize_t frame_start = pending >= 0 ? pending : pos;
             if (start >= 0) {
-                PyObject *t = Py_BuildValue("(nni)", start, frame_start - start, type);
-                if (t == NULL || PyList_Append(out, t) < 0) {
-                    Py_XDECREF(t);
-                    Py_DECREF(out);
-                    PyBuffer_Release(&buf);
-                    return NULL;
-                }
-                Py_DECREF(t);
+                if (append_frame(out, start, frame_start - start, type) < 0) goto fail;
             } else if (frame_start > 0) {
                 frame_start = 0;  /* bytes before the first header belong to frame 0 */
             }
@@ -339,18 +340,13 @@ static PyObject *mpeg4_frames(PyObject *self, PyObject *args) {
         }
         p = z + 3;
     }
-    if (start >= 0) {
-        PyObject *t = Py_BuildValue("(nni)", start, n - start, type);
-        if (t == NULL || PyList_Append(out, t) < 0) {
-            Py_XDECREF(t);
-            Py_DECREF(out);
-            PyBuffer_Release(&buf);
-            return NULL;
-        }
-        Py_DECREF(t);
-    }
+    if (start >= 0 && append_frame(out, start, n - start, type) < 0) goto fail;
     PyBuffer_Release(&buf);
     return out;
+fail:
+    Py_DECREF(out);
+    PyBuffer_Release(&buf);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
