@@ -110,8 +110,11 @@ def run_id(spec: RunSpec, chash: str) -> str:
     return f"{spec.method}-{spec.preset}-{spec.dataset}-s{spec.split}-seed{spec.seed}-{chash}"
 
 
-def train_and_test(spec: RunSpec) -> dict[str, Any]:
-    """Fit, test with the paper's multi-view protocol, write and return the run record."""
+def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
+    """Fit, test with the paper's multi-view protocol, write and return the run record.
+
+    Under DDP every rank trains; rank 0 alone writes and returns the record (others None).
+    """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -221,6 +224,7 @@ def train_and_test(spec: RunSpec) -> dict[str, Any]:
         "data": dm.summary(),
         "checkpoint": str(last),
     }
-    if trainer.is_global_zero:
-        write_json_atomic(Path(spec.output) / f"{rid}.json", record)
+    if not trainer.is_global_zero:
+        return None
+    write_json_atomic(Path(spec.output) / f"{rid}.json", record)
     return record

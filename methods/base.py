@@ -201,7 +201,8 @@ class BaseMethod(L.LightningModule):
             float(counts[present].float().mean()) if videos else 0.0
         )
         for k, m in self.test_metrics.items():
-            self.log(f"test/{k}", m.compute(), sync_dist=False)
+            # computed on every rank from the gathered scores: identical, logged once
+            self.log(f"test/{k}", m.compute(), rank_zero_only=True)
             m.reset()
 
     def _gather_test_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

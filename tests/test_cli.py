@@ -172,3 +172,53 @@ def test_run_rejects_an_unknown_config_key(tmp_path: Path) -> None:
                 "--no-progress",
             ]
         )
+
+
+def test_two_process_ddp_run_on_cpu(tmp_path: Path) -> None:
+    """`cvbench run --devices 2 --strategy ddp` on the CPU (gloo): Lightning launches the
+    second process; test scores are gathered across ranks before the per-video metrics."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "cvbench"
+    out = subprocess.run(
+        [
+            str(script),
+            "run",
+            "--method",
+            "iframe",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--accelerator",
+            "cpu",
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--no-progress",
+            "--root",
+            str(tmp_path / "syn"),
+            "--dataset-option",
+            "num_classes=3",
+            "--dataset-option",
+            "videos_per_class=4",
+            "--dataset-option",
+            "frames=24",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--output",
+            str(tmp_path / "records"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = json.loads(out.stdout)
+    # 3 test videos split over 2 ranks (the sampler pads one): gathered and counted once
+    assert record["metrics"]["test_videos"] == 3
+    assert len(list((tmp_path / "records").glob("*.json"))) == 1

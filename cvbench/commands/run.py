@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
             record = train_and_test(spec)
     else:
         record = train_and_test(spec)
+    if record is None:  # a DDP rank other than 0
+        return 0
     if args.json:
         json.dump(record, sys.stdout, indent=2, default=str)
         print()
