@@ -163,19 +163,20 @@ class VideoCache:
         video: str | os.PathLike,
         test_plans: dict[str, list] | None = None,
         test_modalities: dict[str, dict] | None = None,
+        reader: CompressedVideo | None = None,
     ) -> CachedVideo:
         """Extract ``video`` (one decoding pass, plus one read per test view) and store it.
 
         ``test_plans`` maps a sampling key to its test views (``SamplePlan`` list);
         ``test_modalities`` maps the same key to ``read`` keyword arguments
         (``mv``/``residual``/``accumulate``). Returns the entry; an existing complete
-        entry is returned as is.
+        entry is returned as is. ``reader``: the video already opened by the caller.
         """
         existing = self.load(video)
         wanted = set(test_plans or {})
         if existing is not None and wanted <= set(existing.meta.get("test", {})):
             return existing
-        reader = CompressedVideo(video)
+        reader = reader or CompressedVideo(video)
         info = reader.info
         gh, gw = acc.grid_shape(info.height, info.width)
         iframes = np.empty((info.gop.num_gops, info.height, info.width, 3), np.uint8)

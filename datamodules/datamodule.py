@@ -117,14 +117,18 @@ def check_videos(
 def _cache_one(job: tuple[str, str, DataSpec]) -> str | None:
     """Cache one video (a complete entry is kept as is); the failure cause or None."""
     root, path, spec = job
+    key = spec_key(spec)
+    cache = VideoCache(root)
     try:
-        video = CompressedVideo(path)
+        entry = cache.load(path)
+        if entry is not None and entry.has_test(key):
+            return None  # finished by an earlier run: nothing is opened or decoded
+        video = CompressedVideo(path)  # opened once, for the plans and the extraction
         plans = [
             SamplePlan(**_select(p, spec))
             for p in plan_test_views(spec.sampling, video.gop, spec.modalities)
         ]
-        key = spec_key(spec)
-        VideoCache(root).build(path, {key: plans}, {key: read_kwargs(spec)})
+        cache.build(path, {key: plans}, {key: read_kwargs(spec)}, reader=video)
     except VideoError as exc:
         return exc.problem
     return None

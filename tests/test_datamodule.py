@@ -20,20 +20,28 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("synthetic")
 
 
-def _module(root: Path, name: str, **kwargs) -> CompressedVideoDataModule:
-    sampling, modalities = PAPER_SAMPLINGS[name]
-    spec = DataSpec(modalities=modalities, sampling=sampling, size=48)
+def _module(
+    root: Path,
+    name: str,
+    spec: DataSpec | None = None,
+    batch_size: int = 4,
+    stage: str = "fit",
+    **kwargs,
+) -> CompressedVideoDataModule:
+    if spec is None:
+        sampling, modalities = PAPER_SAMPLINGS[name]
+        spec = DataSpec(modalities=modalities, sampling=sampling, size=48)
     dm = CompressedVideoDataModule(
         spec,
         dataset="synthetic",
         root=root,
-        batch_size=4,
+        batch_size=batch_size,
         dataset_options=TINY,
         progress=False,
         **kwargs,
     )
     dm.prepare_data()
-    dm.setup("fit")
+    dm.setup(stage)
     return dm
 
 
@@ -74,16 +82,7 @@ def test_multi_view_test_set(synthetic_root: Path) -> None:
         size=48,
         sampling=sampling.__class__(**{**sampling.__dict__, "test_clips": 3, "test_crops": 3}),
     )
-    dm = CompressedVideoDataModule(
-        spec,
-        dataset="synthetic",
-        root=synthetic_root,
-        batch_size=9,
-        dataset_options=TINY,
-        progress=False,
-    )
-    dm.prepare_data()
-    dm.setup("test")
+    dm = _module(synthetic_root, "meaci8", spec=spec, batch_size=9, stage="test")
     batch = next(iter(dm.test_dataloader()))
     assert batch["video_index"].tolist() == [0] * 9
     assert batch["view"].tolist() == list(range(9))
