@@ -91,6 +91,19 @@ def frame_to_rgb(
 
 
 _LOCAL = threading.local()
+# Reformatters inherited by a forked child (a DataLoader worker): their swscale context may
+# own worker threads that do not exist in the child, so using or freeing it there hangs.
+# The child starts with fresh ones and keeps the inherited objects alive, unused.
+_INHERITED: list[threading.local] = []
+
+
+def _fresh_reformatters_after_fork() -> None:
+    global _LOCAL
+    _INHERITED.append(_LOCAL)
+    _LOCAL = threading.local()
+
+
+os.register_at_fork(after_in_child=_fresh_reformatters_after_fork)
 
 
 def _thread_reformatter() -> VideoReformatter:

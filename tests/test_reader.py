@@ -231,3 +231,20 @@ def test_containers_and_raw_streams_give_the_same_samples(tmp_path: Path) -> Non
         samples.append(video.read(iframes=[0, 12], pframes=[7, 19], rgb=[3]))
     for name in ("iframe", "mv", "residual", "rgb"):
         np.testing.assert_array_equal(getattr(samples[0], name), getattr(samples[1], name))
+
+
+def _read_one(path: Path) -> int:
+    sample = CompressedVideo(path).read(iframes=[0], pframes=[5], rgb=[3])
+    return len(sample.rgb)
+
+
+def test_a_forked_worker_reads_after_the_parent_has_read(tmp_path: Path) -> None:
+    """A DataLoader worker forked after the main process decoded must not inherit its
+    swscale context (whose threads do not exist in the child: it used to hang)."""
+    import multiprocessing
+
+    path = tmp_path / "v.m4v"
+    make_translation_video(path, size=(256, 320), frames=24)
+    _read_one(path)  # the parent's reformatter exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_read_one, (path,)).get(timeout=30) >= 1
