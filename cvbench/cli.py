@@ -12,9 +12,21 @@ import sys
 from collections.abc import Sequence
 
 from cvbench import __version__
-from cvbench.commands import data, flops, inspect, loader_bench, prepare, run
+from cvbench.commands import (
+    baseline,
+    bench,
+    check,
+    data,
+    flops,
+    inspect,
+    prepare,
+    pretrain,
+    run,
+    table,
+    test,
+)
 
-_COMMANDS = (run, prepare, inspect, data, loader_bench, flops)
+_COMMANDS = (run, test, prepare, inspect, data, bench, flops, table, pretrain, baseline, check)
 
 
 def build_parser() -> argparse.ArgumentParser:

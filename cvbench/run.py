@@ -1,10 +1,18 @@
 """Train and test one method on one dataset split with Lightning; write one run record.
 
-The record (``results/runs/<run id>.json``, written atomically) holds everything a table
-row needs and everything needed to trace it: method, preset, config and its hash,
-dataset and split, seed, code version, hardware, pretrained weights used, accuracies
-(top-1 / top-5 overall, mean-class), parameter counts, timings and the data summary
-(videos skipped and why).
+The record (``results/runs/<run id>.json``, written atomically, ``"kind": "run"``) holds
+everything a table row needs and everything needed to trace it: method, preset, config
+and its hash, the config files applied, dataset and split (and K for a K-shot run), seed,
+code version, hardware, pretrained weights used, accuracies (top-1 / top-5 overall,
+mean-class), parameter counts, timings and the data summary (videos skipped and why).
+
+Faults. Checkpoints (``last.ckpt``) are written at every epoch end and carry the run's
+registry name and settings (``checkpoint["cvbench"]``), so ``cvbench test`` can rebuild
+the method from one. A run resumed from its last checkpoint ends with the same weights
+and numbers as an uninterrupted one: the data's order and augmentation are a function of
+(seed, epoch, sample) (``datamodules.datamodule``), and before every training step the
+global RNGs (dropout, stochastic depth) are seeded from (seed, epoch, step, rank)
+(:class:`StepSeeds`), so nothing depends on RNG state a checkpoint does not hold.
 """
 
 from __future__ import annotations
@@ -13,17 +21,26 @@ import hashlib
 import json
 import os
 import platform
+import random
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import numpy as np
 
 from cvbench import __version__
 
+if TYPE_CHECKING:
+    from methods.base import BaseMethod
+
 RUNS_DIR = Path("results") / "runs"
+CHECKPOINT_KEY = "cvbench"  # the checkpoint entry holding the run's registry name and settings
 
 
 @dataclass
@@ -40,8 +57,12 @@ class RunSpec:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 8
+    test_batch_size: int | None = None  # test views per batch (None: batch_size)
     num_workers: int = 0
     seed: int = 0
+    shots: int | None = None  # K training videos per class (None: the whole training list)
+    shot_seed: int | None = None  # seed of the K-shot draw (None: seed)
+    config_files: tuple[str, ...] = ()  # config files the settings came from, for the record
     accelerator: str = "auto"
     devices: str | int = "auto"
     num_nodes: int = 1
@@ -107,33 +128,51 @@ def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
 
 
 def run_id(spec: RunSpec, chash: str) -> str:
-    return f"{spec.method}-{spec.preset}-{spec.dataset}-s{spec.split}-seed{spec.seed}-{chash}"
-
-
-def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
-    """Fit, test with the paper's multi-view protocol, write and return the run record.
-
-    Under DDP every rank trains; rank 0 alone writes and returns the record (others None).
-    """
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
-    import methods  # noqa: F401  (registers the methods)
-    from datamodules.datamodule import CompressedVideoDataModule
-    from datamodules.datasets import create_dataset
-    from methods.base import OptimConfig
-    from methods.config import apply_overrides, to_dict
-    from methods.registry import create_method, get_method
-
-    started = time.perf_counter()
-    L.seed_everything(spec.seed, workers=True)
-    entry = get_method(spec.method)
-    config = entry.make_config(spec.preset, spec.overrides, "--set/--config")
-    optim = apply_overrides(
-        entry.module.default_optim(), {"epochs": spec.epochs, **spec.optim}, "--optim"
+    shots = "" if spec.shots is None else f"-k{spec.shots}"
+    return (
+        f"{spec.method}-{spec.preset}-{spec.dataset}-s{spec.split}{shots}-seed{spec.seed}-{chash}"
     )
-    assert isinstance(optim, OptimConfig)
+
+
+class StepSeeds(L.Callback):
+    """Seed torch, numpy and random from (seed, epoch, step, rank) before every training step.
+
+    Dropout and other in-step randomness then depend on where training is, not on how
+    it got there, so a resumed run draws what an uninterrupted one draws.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        import torch
+
+        key = [self.seed, trainer.current_epoch, batch_idx, trainer.global_rank]
+        high, low = np.random.SeedSequence(key).generate_state(2)
+        torch.manual_seed((int(high) << 32) | int(low))  # CPU and every CUDA device
+        np.random.seed(int(low))  # noqa: NPY002  (the global state code may draw from)
+        random.seed(int(high))
+
+
+class RunMetadata(L.Callback):
+    """Write the run's registry name and settings into every checkpoint."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        self.metadata = metadata
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[CHECKPOINT_KEY] = dict(self.metadata)
+
+
+def _identity(spec: RunSpec, config: Any, optim: Any) -> dict[str, Any]:
+    """What defines a run's numbers; hashed into the run id (shots only when set, so
+    the ids of full-training-set runs are what they were before K-shot runs existed)."""
+    from methods.config import to_dict
+
     identity = {
         "method": spec.method,
         "preset": spec.preset,
@@ -145,6 +184,49 @@ def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
         "seed": spec.seed,
         "batch_size": spec.batch_size,
     }
+    if spec.shots is not None:
+        identity["shots"] = spec.shots
+        identity["shot_seed"] = spec.seed if spec.shot_seed is None else spec.shot_seed
+    return identity
+
+
+def _metrics(model: BaseMethod) -> dict[str, Any]:
+    results = model.test_results
+    return {
+        "top1": results.get("top1"),
+        "top5": results.get("top5"),
+        "mean_class": results.get("mean_class"),
+        "test_videos": results.get("videos"),
+        "views_per_video": results.get("views_per_video"),
+    }
+
+
+def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any] | None:
+    """Fit, test with the paper's multi-view protocol, write and return the run record.
+
+    Under DDP every rank trains; rank 0 alone writes and returns the record (others None).
+    ``callbacks`` are added to the Trainer's (tests inject faults with them).
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    import methods  # noqa: F401  (registers the methods)
+    from cvbench.pretrain import resolve_synthetic
+    from datamodules.datamodule import CompressedVideoDataModule
+    from datamodules.datasets import create_dataset
+    from methods.base import OptimConfig
+    from methods.config import apply_overrides
+    from methods.registry import create_method, get_method
+
+    started = time.perf_counter()
+    L.seed_everything(spec.seed, workers=True)
+    entry = get_method(spec.method)
+    config = entry.make_config(spec.preset, spec.overrides, "--set/--config")
+    optim = apply_overrides(
+        entry.module.default_optim(), {"epochs": spec.epochs, **spec.optim}, "--optim"
+    )
+    assert isinstance(optim, OptimConfig)
+    identity = _identity(spec, config, optim)
     chash = config_hash(identity)
     rid = run_id(spec, chash)
     work = Path(spec.work_dir) / rid
@@ -153,12 +235,15 @@ def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
     classes = create_dataset(
         spec.dataset, spec.root, spec.split, "train", **spec.dataset_options
     ).classes
+    # pretrained options set to "synthetic": the suite's own pretrained weights, built on
+    # first use (cvbench/pretrain.py); the identity above keeps the word, not the paths
+    weights, synthetic = resolve_synthetic(spec.method, config, progress=spec.progress)
     model = create_method(
         spec.method,
         spec.preset,
         num_classes=len(classes),
         class_names=classes,
-        overrides=spec.overrides,
+        overrides={**spec.overrides, **weights},
         optim=optim,
         source="--set/--config",
     )
@@ -173,8 +258,34 @@ def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
         cache_dir=spec.cache_dir,
         dataset_options=spec.dataset_options,
         progress=spec.progress,
+        seed=spec.seed,
+        shots=spec.shots,
+        shot_seed=spec.shot_seed,
+        test_batch_size=spec.test_batch_size,
     )
-    checkpoint = ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, save_top_k=0)
+    # one checkpoint, last.ckpt, rewritten at every epoch end (save_top_k=0 with
+    # save_last=True would write it only when training ends: nothing to resume from)
+    checkpoint = ModelCheckpoint(
+        dirpath=work / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        save_last=False,
+        enable_version_counter=False,
+    )
+    metadata = {
+        "format": 1,
+        "run_id": rid,
+        **identity,  # its "method" is the registry name
+        "config_hash": chash,
+        "root": spec.root,
+        "epochs": spec.epochs,
+        "config_files": list(spec.config_files),
+        "pretrained": getattr(model, "pretrained", []),
+        "code_version": code_version(),
+    }
+    last = work / "checkpoints" / "last.ckpt"
+    resuming = spec.resume and last.exists()
     trainer = L.Trainer(
         max_epochs=spec.epochs,
         accelerator=spec.accelerator,
@@ -182,40 +293,40 @@ def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
         num_nodes=spec.num_nodes,
         strategy=spec.strategy,
         precision=spec.precision,
-        logger=CSVLogger(work, name="logs", version=""),
-        callbacks=[checkpoint],
+        # logs/version_N: a resumed attempt writes its own, the first attempt's are kept
+        logger=CSVLogger(work, name="logs"),
+        callbacks=[checkpoint, StepSeeds(spec.seed), RunMetadata(metadata), *callbacks],
         deterministic=False,
         enable_progress_bar=spec.progress,
         limit_train_batches=spec.limit_train_batches,
         limit_val_batches=0,
         limit_test_batches=spec.limit_test_batches,
         num_sanity_val_steps=0,
+        # Lightning builds the training iterator before it restores a checkpoint's epoch
+        # (the lr schedule asks for the batch count), and loader workers draw that
+        # iterator's first keys at once: a resumed run rebuilds its loader every epoch,
+        # so each is made knowing its epoch
+        reload_dataloaders_every_n_epochs=1 if resuming else 0,
     )
-    last = work / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    trainer.fit(
-        model, datamodule=dm, ckpt_path=str(last) if spec.resume and last.exists() else None
-    )
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resuming else None)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     trainer.test(model, datamodule=dm, verbose=False)
     test_s = time.perf_counter() - t0
 
     record = {
+        "kind": "run",
         "run_id": rid,
         **identity,
         "config_hash": chash,
+        "config_files": list(spec.config_files),
         "code_version": code_version(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "hardware": hardware(),
         "pretrained": getattr(model, "pretrained", []),
-        "metrics": {
-            "top1": model.test_results.get("top1"),
-            "top5": model.test_results.get("top5"),
-            "mean_class": model.test_results.get("mean_class"),
-            "test_videos": model.test_results.get("videos"),
-            "views_per_video": model.test_results.get("views_per_video"),
-        },
+        **({"synthetic_pretraining": synthetic} if synthetic else {}),
+        "metrics": _metrics(model),
         **model.parameter_counts(),
         "views": data_spec.sampling.test_views,
         "timings": {"train_s": round(train_s, 2), "test_s": round(test_s, 2)},
@@ -227,4 +338,206 @@ def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
     if not trainer.is_global_zero:
         return None
     write_json_atomic(Path(spec.output) / f"{rid}.json", record)
+    return record
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or not written by ``cvbench run``."""
+
+
+@dataclass
+class EvalSpec:
+    """What ``cvbench test`` evaluates; dataset fields left None come from the checkpoint."""
+
+    checkpoint: str  # a Lightning checkpoint written by `cvbench run`
+    dataset: str | None = None
+    root: str | None = None
+    split: int | None = None
+    dataset_options: dict[str, Any] | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # method config overrides
+    batch_size: int | None = None  # test views per batch (None: the run's batch size)
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    cache_dir: str | None = None
+    output: str = str(RUNS_DIR)
+    limit_test_batches: float | int = 1.0
+    progress: bool = True
+
+
+def read_checkpoint(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """(registry name, checkpoint) of a checkpoint written by ``cvbench run``.
+
+    The name comes from the checkpoint's ``cvbench`` entry or, for checkpoints written
+    before it existed, from the LightningModule class name saved in its hyperparameters,
+    mapped back through the registry. Anything else is a :class:`CheckpointError`
+    naming the file.
+    """
+    import torch
+
+    import methods  # noqa: F401  (registers the methods)
+    from methods.registry import get_method, list_methods
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (any unreadable file is reported as such)
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    needed = ("method", "config", "num_classes", "class_names", "optim")
+    if (
+        not isinstance(hparams, dict)
+        or "state_dict" not in checkpoint
+        or any(k not in hparams for k in needed)
+    ):
+        raise CheckpointError(
+            f"{path}: not a cvbench checkpoint (no state_dict, or hyperparameters without "
+            f"{', '.join(needed)})"
+        )
+    metadata = checkpoint.get(CHECKPOINT_KEY) or {}
+    name = metadata.get("method")
+    if name is None:
+        owners = [m for m in list_methods() if get_method(m).module.__name__ == hparams["method"]]
+        if len(owners) != 1:
+            raise CheckpointError(
+                f"{path}: LightningModule {hparams['method']!r} is "
+                f"{'not a registered method' if not owners else 'registered as ' + str(owners)}"
+            )
+        name = owners[0]
+    elif name not in list_methods():
+        raise CheckpointError(f"{path}: method {name!r} is not registered")
+    return name, checkpoint
+
+
+def rebuild_method(
+    name: str,
+    checkpoint: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    source: str = "checkpoint",
+) -> BaseMethod:
+    """Method ``name`` built from a checkpoint's hyperparameters (config, classes,
+    optimiser; ``overrides`` on top), with the checkpoint's weights loaded strictly."""
+    from methods.base import OptimConfig
+    from methods.config import apply_overrides
+    from methods.registry import get_method
+
+    hparams = checkpoint["hyper_parameters"]
+    entry = get_method(name)
+    preset = next(iter(entry.presets))  # every field is set from the checkpoint anyway
+    config = entry.make_config(preset, {**hparams["config"], **(overrides or {})}, source)
+    optim = apply_overrides(entry.module.default_optim(), hparams["optim"], source)
+    assert isinstance(optim, OptimConfig)
+    model = entry.module(
+        config=config,
+        num_classes=hparams["num_classes"],
+        class_names=list(hparams["class_names"]),
+        optim=optim,
+    )
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    return model
+
+
+def _trained_epochs(checkpoint: dict[str, Any]) -> int:
+    """Epochs the checkpoint's weights were trained for (Lightning's processed epochs)."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError):
+        return int(checkpoint.get("epoch", -1)) + 1
+
+
+def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
+    """Rebuild a method from a ``cvbench run`` checkpoint, run the multi-view test, write
+    and return a run record (``evaluated_from``: the checkpoint). Rank 0 alone writes."""
+    from datamodules.datamodule import CompressedVideoDataModule
+    from methods.config import to_dict
+
+    started = time.perf_counter()
+    path = Path(spec.checkpoint)
+    name, checkpoint = read_checkpoint(path)
+    model = rebuild_method(name, checkpoint, spec.overrides, str(path))
+    config, optim = model.config, model.optim_config
+    metadata = checkpoint.get(CHECKPOINT_KEY) or {}
+    hparams = checkpoint["hyper_parameters"]
+    preset = metadata.get("preset", "unknown")  # checkpoints older than the cvbench entry
+
+    dataset = spec.dataset or metadata.get("dataset")
+    if dataset is None:
+        raise CheckpointError(f"{path}: the checkpoint does not say its dataset: pass --dataset")
+    same_dataset = dataset == metadata.get("dataset")
+    root = spec.root if spec.root is not None else (metadata.get("root") if same_dataset else None)
+    split = spec.split or (metadata.get("split", 1) if same_dataset else 1)
+    options = spec.dataset_options
+    if options is None:
+        options = metadata.get("dataset_options", {}) if same_dataset else {}
+    dm = CompressedVideoDataModule(
+        model.data_spec,
+        dataset=dataset,
+        root=root,
+        split=split,
+        batch_size=spec.batch_size or metadata.get("batch_size", 8),
+        num_workers=spec.num_workers,
+        cache_dir=spec.cache_dir,
+        dataset_options=options,
+        progress=spec.progress,
+    )
+    dm.prepare_data()
+    if list(dm.classes) != list(hparams["class_names"]):
+        raise CheckpointError(
+            f"{path}: trained on {hparams['num_classes']} classes that are not {dataset}'s "
+            f"{len(dm.classes)} classes (split {split})"
+        )
+    trainer = L.Trainer(
+        accelerator=spec.accelerator,
+        devices=spec.devices,
+        strategy=spec.strategy,
+        precision=spec.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=spec.progress,
+        limit_test_batches=spec.limit_test_batches,
+    )
+    t0 = time.perf_counter()
+    trainer.test(model, datamodule=dm, verbose=False)
+    test_s = time.perf_counter() - t0
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    trained_id = metadata.get("run_id", path.stem)
+    record = {
+        "kind": "run",
+        "run_id": f"{trained_id}-eval-{dataset}-s{split}-{digest[:8]}",
+        "method": name,
+        "preset": preset,
+        "config": to_dict(config),
+        "optim": to_dict(optim),
+        "dataset": dataset,
+        "dataset_options": options,
+        "split": split,
+        "seed": metadata.get("seed", 0),
+        "batch_size": metadata.get("batch_size"),
+        **{k: metadata[k] for k in ("shots", "shot_seed") if k in metadata},
+        "config_hash": metadata.get("config_hash"),
+        "config_files": metadata.get("config_files", []),
+        "evaluated_from": str(path),
+        "checkpoint_sha256": digest,
+        "trained_run_id": metadata.get("run_id"),
+        "code_version": code_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "hardware": hardware(),
+        "pretrained": metadata.get("pretrained", getattr(model, "pretrained", [])),
+        "metrics": _metrics(model),
+        **model.parameter_counts(),
+        "views": model.data_spec.sampling.test_views,
+        "timings": {"train_s": None, "test_s": round(test_s, 2)},
+        "epochs": _trained_epochs(checkpoint),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "data": dm.summary(),
+        "checkpoint": str(path),
+    }
+    if not trainer.is_global_zero:
+        return None
+    write_json_atomic(Path(spec.output) / f"{record['run_id']}.json", record)
     return record

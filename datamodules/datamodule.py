@@ -10,6 +10,12 @@ the unreadable ones are reported with their file and cause, counted, and left ou
 split. A video that fails later (damage in a GOP only a sample touches) is dropped from
 its batch with a warning naming it, and counted in :attr:`CompressedVideoDataModule.skipped`
 for the main process. Nothing is ever replaced by zeros.
+
+Training randomness is a function of (seed, epoch, sample index): the training order is a
+permutation seeded by (seed, epoch) (:class:`EpochSampler`), and each sample's positions,
+crop and flip come from a generator seeded by (seed, epoch, video index). Nothing is
+drawn from a global RNG, so a run resumed from a checkpoint at an epoch boundary sees
+the same samples as an uninterrupted one, with any number of loader workers.
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
 from datamodules.cache import VideoCache
 from datamodules.contract import DataSpec, Modality
 from datamodules.datasets import VideoItem, VideoList, create_dataset
 from datamodules.errors import VideoError
+from datamodules.fewshot import few_shot
 from datamodules.gop import GopIndex
 from datamodules.reader import CompressedVideo, Sample
 from datamodules.sampling import SamplePlan, plan_test_views, plan_view
@@ -134,9 +141,37 @@ def _cache_one(job: tuple[str, str, DataSpec]) -> str | None:
     return None
 
 
+class EpochSampler(Sampler):
+    """Training order: a permutation of the videos seeded by (seed, epoch).
+
+    Yields ``(video index, epoch)`` keys, so the dataset seeds each sample by the epoch
+    too. Lightning calls :meth:`set_epoch` before every epoch (through its distributed
+    wrapper under DDP, which then shards these keys).
+    """
+
+    def __init__(self, size: int, seed: int = 0, epoch: int = 0) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return iter([(int(i), self.epoch) for i in order])
+
+
 class CompressedVideoDataset(Dataset):
     """Samples of one split for one :class:`DataSpec`: one per video in training, one per
-    (video, view) at test time, ``view = clip * test_crops + crop``."""
+    (video, view) at test time, ``view = clip * test_crops + crop``.
+
+    A training key is a video index (epoch 0) or ``(video index, epoch)``; the sample's
+    random draws come from a generator seeded by ``(seed, epoch, video index)``.
+    """
 
     def __init__(
         self,
@@ -146,11 +181,13 @@ class CompressedVideoDataset(Dataset):
         cache: VideoCache | None = None,
         views: int | None = None,
         hflip_labels: tuple[int, ...] | None = None,
+        seed: int = 0,
     ) -> None:
         """``hflip_labels``: the dataset's label of a mirrored video per class (None: a
         mirror keeps every label); a class whose mirror is not in the dataset (-1) turns
         training flips off rather than teach a wrong label."""
         self.videos = videos
+        self.seed = seed
         self.spec = spec
         self.train = train
         self.cache = cache
@@ -162,18 +199,22 @@ class CompressedVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.views
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
         video_index, view = divmod(index, self.views)
         item = self.videos[video_index]
+        # two generators per training sample: positions, then crop and flip
+        plan_rng, box_rng = (
+            np.random.default_rng([self.seed, epoch, video_index, draw]) for draw in (0, 1)
+        )
         try:
-            arrays = self._arrays(item, view)
+            arrays = self._arrays(item, view, plan_rng)
         except VideoError as exc:
             warnings.warn(f"skipped in this batch: {exc}", stacklevel=1)
             return None
         label = item.label
         if self.train:
-            # drawn from torch's generator: seeded per worker and epoch by Lightning
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+            rng = box_rng
             height, width = next(iter(arrays.values())).shape[1:3]
             box = sample_train_box(height, width, self.spec.scale_jitter, self.flip, rng)
             out = apply_view(arrays, box, self.spec.size, self.spec.normalization)
@@ -187,7 +228,9 @@ class CompressedVideoDataset(Dataset):
         out["view"] = view
         return out
 
-    def _arrays(self, item: VideoItem, view: int) -> dict[str, np.ndarray]:
+    def _arrays(
+        self, item: VideoItem, view: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
         spec = self.spec
         cached = self.cache.load(item.path) if self.cache is not None else None
         clip = view // spec.sampling.test_crops
@@ -200,7 +243,7 @@ class CompressedVideoDataset(Dataset):
         else:
             video = CompressedVideo(item.path)
             gop = video.gop
-        plan = self._plan(gop, clip)
+        plan = self._plan(gop, clip, rng)
         wanted = _select(plan, spec)
         from_stream = spec.needs(Modality.RESIDUAL) or spec.needs(Modality.RGB)
         if cached is not None and not from_stream:
@@ -210,10 +253,9 @@ class CompressedVideoDataset(Dataset):
             sample = video.read(**wanted, **read_kwargs(spec))
         return _only(sample, spec)
 
-    def _plan(self, gop: GopIndex, clip: int) -> SamplePlan:
+    def _plan(self, gop: GopIndex, clip: int, rng: np.random.Generator) -> SamplePlan:
         modalities = self.spec.modalities
         if self.train:
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
             return plan_view(self.spec.sampling, gop, True, rng, modalities=modalities)
         return plan_test_views(self.spec.sampling, gop, modalities)[clip]
 
@@ -248,9 +290,17 @@ class CompressedVideoDataModule(L.LightningDataModule):
         dataset_options: dict[str, Any] | None = None,
         check: bool = True,
         progress: bool = True,
+        seed: int = 0,
+        shots: int | None = None,
+        shot_seed: int | None = None,
+        test_batch_size: int | None = None,
     ) -> None:
         """``cache_dir`` None reads every sample from the stream; otherwise the index tier
-        and the test samples of ``data_spec`` are extracted there once (``prepare_data``)."""
+        and the test samples of ``data_spec`` are extracted there once (``prepare_data``).
+        ``seed``: training order and augmentation (see the module docstring). ``shots``:
+        keep K training videos per class (:func:`~datamodules.fewshot.few_shot`, drawn
+        with ``shot_seed``, default ``seed``); the test list stays whole.
+        ``test_batch_size``: test views per batch (default ``batch_size``)."""
         super().__init__()
         self.data_spec = data_spec
         self.dataset = dataset
@@ -262,6 +312,10 @@ class CompressedVideoDataModule(L.LightningDataModule):
         self.dataset_options = dict(dataset_options or {})
         self.check = check
         self.progress = progress
+        self.seed = seed
+        self.shots = shots
+        self.shot_seed = seed if shot_seed is None else shot_seed
+        self.test_batch_size = test_batch_size or batch_size
         self.lists: dict[str, VideoList] = {}
         self.checks: dict[str, VideoCheck] = {}
         self.skipped = 0  # samples dropped from batches in the main process
@@ -271,9 +325,12 @@ class CompressedVideoDataModule(L.LightningDataModule):
 
     def _list(self, subset: str) -> VideoList:
         if subset not in self.lists:
-            self.lists[subset] = create_dataset(
+            videos = create_dataset(
                 self.dataset, self.root, self.split, subset, **self.dataset_options
             )
+            if subset == "train" and self.shots is not None:
+                videos = few_shot(videos, self.shots, self.shot_seed)
+            self.lists[subset] = videos
         return self.lists[subset]
 
     @property
@@ -350,16 +407,28 @@ class CompressedVideoDataModule(L.LightningDataModule):
             self.cache,
             views,
             self._list(subset).hflip_labels,
+            self.seed,
         )
         return DataLoader(
             data,
-            batch_size=self.batch_size,
-            shuffle=train,
+            batch_size=self.batch_size if train else self.test_batch_size,
+            sampler=EpochSampler(len(data), self.seed, self._next_epoch()) if train else None,
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
             drop_last=False,
         )
+
+    def _next_epoch(self) -> int:
+        """The epoch the trainer trains next (0 outside a fit).
+
+        Lightning creates the training iterator before it calls ``set_epoch``, and loader
+        workers start drawing keys at once: a run resumed at epoch e must start at e.
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_progress.current.processed
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -1,0 +1,141 @@
+"""``cvbench test --checkpoint PATH``: evaluate a checkpoint written by ``cvbench run``.
+
+The method is rebuilt from the checkpoint alone: its registry name and run settings
+(``checkpoint["cvbench"]``, written by ``cvbench run``; older checkpoints are recognised
+by the LightningModule class they saved), its config and class names (the saved
+hyperparameters), then its weights. The test is the one ``cvbench run`` ends with: every
+view of the method's test protocol, softmax scores averaged per video, top-1 / top-5 /
+mean-class accuracy. The dataset, split, root and dataset options default to those the
+run trained on; the classes must be the ones the checkpoint was trained on.
+
+The record (``kind: run``, ``evaluated_from``: the checkpoint path, ``checkpoint_sha256``,
+``trained_run_id``) lands in ``results/runs/<trained run id>-eval-<dataset>-s<split>-<sha>.json``.
+A config field that names pretrained weights is read while the method is rebuilt (the
+checkpoint's weights then replace them): if that file has moved, point at it with
+``--set option=PATH`` or ``--set option=none``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+
+from cvbench.commands.run import _limit, _parse_set, parse_devices, summary_line
+from cvbench.run import RUNS_DIR, CheckpointError, EvalSpec, evaluate_checkpoint
+from datamodules.datasets import list_datasets
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "test",
+        help="evaluate a `cvbench run` checkpoint with the multi-view test, write a run record",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a checkpoint written by `cvbench run` (runs/<run id>/checkpoints/last.ckpt)",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=list_datasets(),
+        help="dataset to test on (default: the one the checkpoint was trained on)",
+    )
+    p.add_argument(
+        "--root", default=None, help="dataset root (default: the training run's, same dataset)"
+    )
+    p.add_argument(
+        "--split",
+        type=int,
+        default=None,
+        choices=(1, 2, 3),
+        help="official split (default: the training run's)",
+    )
+    p.add_argument(
+        "--dataset-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="dataset builder option (repeatable; default: the training run's options)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one method config field, e.g. a moved pretrained-weights path",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="test views per batch per device (default: the training run's batch size)",
+    )
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: cpu, gpu, auto")
+    p.add_argument("--devices", default="auto", help="Lightning devices: a count, a list, or auto")
+    p.add_argument(
+        "--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ..."
+    )
+    p.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
+    p.add_argument(
+        "--cache-dir", default=None, help="compressed-video cache directory (default: none)"
+    )
+    p.add_argument("--output", default=str(RUNS_DIR), help="where the run record is written")
+    p.add_argument(
+        "--limit-test-batches",
+        type=float,
+        default=1.0,
+        help="fraction (<=1) or number of test batches",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = EvalSpec(
+        checkpoint=args.checkpoint,
+        dataset=args.dataset,
+        root=args.root,
+        split=args.split,
+        dataset_options=(
+            None
+            if args.dataset_option is None
+            else _parse_set(args.dataset_option, "--dataset-option")
+        ),
+        overrides=_parse_set(args.set),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        accelerator=args.accelerator,
+        devices=parse_devices(args.devices),
+        strategy=args.strategy,
+        precision=args.precision,
+        cache_dir=args.cache_dir,
+        output=args.output,
+        limit_test_batches=_limit(args.limit_test_batches),
+        progress=not args.no_progress,
+    )
+    try:
+        if args.json:  # stdout carries the record alone
+            with contextlib.redirect_stdout(sys.stderr):
+                record = evaluate_checkpoint(spec)
+        else:
+            record = evaluate_checkpoint(spec)
+    except CheckpointError as exc:
+        print(f"cvbench test: error: {exc}", file=sys.stderr)
+        return 2
+    if record is None:  # a DDP rank other than 0
+        return 0
+    if args.json:
+        json.dump(record, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    print(summary_line(record))
+    print(f"record: {args.output}/{record['run_id']}.json")
+    return 0

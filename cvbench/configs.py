@@ -1,0 +1,173 @@
+"""Run settings in layers: ``configs/<method>/<dataset>.yaml``, then ``--config FILE``, then flags.
+
+Every layer has the same format, a YAML mapping that only overrides (STYLE.md 4)::
+
+    preset: paper            # the method's config preset
+    config: {dropout: 0.5}   # method config dataclass fields (nested mappings for nested ones)
+    optim: {lr: 1.0e-3}      # methods.base.OptimConfig fields
+    epochs: 30               # training epochs
+    batch_size: 32           # training samples per batch per device
+    test_batch_size: 16      # test views per batch per device
+    dataset_options: {}      # options of the dataset builder
+
+Each layer is checked on its own, so an unknown key or a value of the wrong type is a
+:class:`~methods.config.ConfigError` naming the key and the file (or ``command line``).
+Later layers win; mappings are merged key by key. What no layer sets comes from the
+method: preset ``tiny`` on the synthetic dataset and ``paper`` elsewhere, the epochs of
+the method's ``default_optim``, batch size 8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from methods.config import ConfigError, apply_overrides, load_yaml
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_PRESETS = {"synthetic": "tiny"}  # dataset -> preset when no layer names one
+FALLBACK_PRESET = "paper"  # every other dataset
+DEFAULT_BATCH_SIZE = 8
+COMMAND_LINE = "command line"  # the source name of the flags' layer in errors
+
+
+@dataclass(frozen=True)
+class RunLayer:
+    """One layer of run settings; None / empty leaves the value to the layers below."""
+
+    preset: str | None = None  # method config preset: tiny, paper, ...
+    epochs: int | None = None  # training epochs (the schedule spans them unless optim.epochs)
+    batch_size: int | None = None  # training samples per batch per device
+    test_batch_size: int | None = None  # test views per batch per device (default batch_size)
+    config: dict[str, Any] = field(default_factory=dict)  # method config overrides
+    optim: dict[str, Any] = field(default_factory=dict)  # OptimConfig overrides
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # dataset builder options
+
+
+_MAPPINGS = ("config", "optim", "dataset_options")  # the RunLayer fields that are mappings
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """The settings of one run after layering, with the files that were applied."""
+
+    preset: str
+    epochs: int
+    batch_size: int
+    test_batch_size: int | None
+    config: dict[str, Any]  # method config overrides on top of the preset
+    optim: dict[str, Any]  # OptimConfig overrides on top of the method's default_optim
+    dataset_options: dict[str, Any]
+    files: tuple[str, ...]  # config files applied, lowest layer first
+
+
+def parse_layer(data: Mapping[str, Any], source: str) -> RunLayer:
+    """A :class:`RunLayer` from a mapping; every key and type checked, errors name ``source``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of run settings")
+    names = {f.name for f in dataclasses.fields(RunLayer)}
+    scalars = {}
+    for key, value in data.items():
+        if key not in names:
+            hint = " (method config fields go under `config:`)" if key not in _MAPPINGS else ""
+            raise ConfigError(
+                f"{source}: {key}: unknown key{hint}; known keys: {', '.join(sorted(names))}"
+            )
+        if key in _MAPPINGS:
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key}: expected a mapping, got {value!r}")
+        elif value is not None:
+            scalars[key] = value
+    layer = apply_overrides(RunLayer(), scalars, source)
+    for key in ("epochs", "batch_size", "test_batch_size"):
+        value = getattr(layer, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{source}: RunLayer.{key}: expected a positive number, got {value}")
+    return dataclasses.replace(
+        layer, **{key: dict(data.get(key) or {}) for key in _MAPPINGS if key in data}
+    )
+
+
+def load_layer(path: str | Path) -> RunLayer:
+    """The run settings of one YAML file (errors name the file)."""
+    return parse_layer(load_yaml(path), str(path))
+
+
+def check_layer(layer: RunLayer, method: str, source: str) -> None:
+    """Check a layer's method config and optimiser overrides against ``method``'s dataclasses."""
+    from methods.registry import get_method
+
+    entry = get_method(method)
+    if layer.preset is not None and layer.preset not in entry.presets:
+        raise ConfigError(
+            f"{source}: preset: method {method!r} has no preset {layer.preset!r}; "
+            f"presets: {', '.join(entry.presets)}"
+        )
+    entry.make_config("tiny", layer.config, source)  # every preset shares the dataclass
+    apply_overrides(entry.module.default_optim(), layer.optim, source)
+
+
+def default_config_file(method: str, dataset: str, directory: str | Path = CONFIGS_DIR) -> Path:
+    return Path(directory) / method / f"{dataset}.yaml"
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the repository when it is inside it (records stay portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(CONFIGS_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def _merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """``high`` over ``low``, nested mappings merged key by key."""
+    out = dict(low)
+    for key, value in high.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve(
+    method: str,
+    dataset: str,
+    config_file: str | Path | None = None,
+    flags: RunLayer | None = None,
+    config_dir: str | Path = CONFIGS_DIR,
+) -> ResolvedRun:
+    """Layer ``configs/<method>/<dataset>.yaml`` (if it exists), ``config_file``, ``flags``."""
+    import methods  # noqa: F401  (registers the methods)
+    from methods.registry import get_method
+
+    layers: list[tuple[RunLayer, str]] = []
+    files: list[str] = []
+    default = default_config_file(method, dataset, config_dir)
+    for path in (default if default.is_file() else None, config_file):
+        if path is not None:
+            layers.append((load_layer(path), str(path)))
+            files.append(_shown(path))
+    if flags is not None:
+        layers.append((flags, COMMAND_LINE))
+    merged: dict[str, Any] = {}
+    for layer, source in layers:
+        check_layer(layer, method, source)
+        values = dataclasses.asdict(layer)
+        merged = _merge(merged, {k: v for k, v in values.items() if v is not None})
+    epochs = merged.get("epochs")
+    if epochs is None:
+        epochs = get_method(method).module.default_optim().epochs
+    return ResolvedRun(
+        preset=merged.get("preset") or DEFAULT_PRESETS.get(dataset, FALLBACK_PRESET),
+        epochs=epochs,
+        batch_size=merged.get("batch_size") or DEFAULT_BATCH_SIZE,
+        test_batch_size=merged.get("test_batch_size"),
+        config=merged.get("config", {}),
+        optim=merged.get("optim", {}),
+        dataset_options=merged.get("dataset_options", {}),
+        files=tuple(files),
+    )
