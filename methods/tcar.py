@@ -28,6 +28,13 @@ GMACs (-0.6%). ``tests/test_tcar.py`` asserts both. For ``paper_l`` the complete
 3889.98 GMACs, is the one within 2.5% of the paper's 3990.65 (attention-blind: 2491.87):
 Table 1's two rows apparently were not counted the same way.
 
+``tiny``: the same code with a 2-layer width-64 ViT (16-px patches at 64 px), a 1-layer
+text tower, 2-layer temporal transformers, 4 clips. With ``pretrained: none`` the frozen
+random text tower's class embeddings are nearly collinear (cosine 0.70-0.995) and the
+method cannot learn; ``configs/tcar/synthetic.yaml`` sets ``pretrained: synthetic``, a tiny
+CLIP that the harness pretrains contrastively on captioned MV images of a synthetic corpus
+disjoint from the benchmark (``cvbench/pretrain.py``), the stand-in for CLIP's pretraining.
+
 Choices where the paper is silent or ambiguous (each configurable):
 
 * Temporal model (eq. 3-4) = BIKE's (ref. [10]): CLIP residual attention blocks

@@ -18,8 +18,13 @@ fully supervised, 4 clips x 3 crops at test (Section 4.4, Table 8). It is an RGB
 (every-frame decoded RGB, ``PAPER_SAMPLINGS["tpclip16"]``, the suite's pixel-domain
 reference); ``modality: iframe`` runs the same network on the I-frame of each sampled
 frame's GOP instead (no decoding of P-frames). Tiny preset: the same code at 64 px
-(2-layer width-64 ViT with 8-px patches, 2-layer text encoders, T = 8, S = 4, beta width
-32), random weights.
+(2-layer width-64 ViT with 16-px patches, 1-layer width-32 CLIP text tower with 16 tokens,
+2-layer Chinese text encoder, T = 8, S = 4, beta width 32), random weights. Frozen random
+text towers give nearly collinear class embeddings, so nothing can be learned against them;
+on the synthetic dataset ``configs/tpclip/synthetic.yaml`` sets ``pretrained`` and
+``pretrained_cn`` to ``synthetic``: a tiny CLIP and Chinese text tower that the harness
+pretrains contrastively on captioned MV images of a disjoint synthetic corpus
+(``cvbench/pretrain.py``), loaded through the same options as real weights.
 
 Tunable parameters (paper 54.2M, Table 6): the prompt generators of eq. 8-11 are fixed by
 the equations, 12 x 2.97M = 35.68M (``P_cls`` D^2 + D, LayerNorm 2D, MHSA 4D^2 + 4D,
@@ -663,14 +668,15 @@ def paper() -> TPCLIPConfig:
 def tiny() -> TPCLIPConfig:
     return TPCLIPConfig(
         image_size=64,
-        patch_size=8,
+        patch_size=16,
         vision_width=64,
         vision_layers=2,
         vision_head_width=32,
-        embed_dim=64,
-        text_width=64,
-        text_layers=2,
+        embed_dim=32,
+        text_width=32,
+        text_layers=1,
         text_heads=2,
+        context_length=16,
         cn_hidden=64,
         cn_layers=2,
         cn_heads=2,

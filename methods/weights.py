@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 NONE = "none"  # the value of a pretrained option that asks for random weights
+SYNTHETIC = "synthetic"  # made by the harness (cvbench/pretrain.py), never read here
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub at run time
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -30,6 +31,12 @@ def resolve(path: str | os.PathLike | None, option: str, kind: str = "file") -> 
     """``None`` for ``"none"``; the path if it exists; else WeightsError naming ``option``."""
     if path is None or str(path).lower() == NONE:
         return None
+    if str(path) == SYNTHETIC:
+        raise WeightsError(
+            f"{option}: 'synthetic' names the suite's own synthetic-pretrained weights, which "
+            f"`cvbench run` (or cvbench.pretrain.synthetic_weights) builds and turns into paths; "
+            f"set {option} to a file here"
+        )
     resolved = Path(path).expanduser()
     exists = resolved.is_dir() if kind == "directory" else resolved.is_file()
     if not exists:
