@@ -29,13 +29,8 @@ from datamodules.sampling import PAPER_SAMPLINGS
 _PROG = "cvbench bench loader"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    bench = subparsers.add_parser(
-        "bench",
-        help="benchmarks (loader)",
-        description="Benchmarks. `cvbench bench loader -h` for the data loader benchmark.",
-    )
-    kinds = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+def add_parser(kinds: argparse._SubParsersAction) -> None:
+    """Add ``loader`` to the ``bench`` group's subcommands (made in ``cvbench.commands.bench``)."""
     p = kinds.add_parser(
         "loader",
         help="time sample loading: stream, decode floor, cache; against the reference loader",
