@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test check lint bench
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# CI regression checks: the papers' structural numbers, the seeded baselines, the tables
+check: setup
+	$(BIN)/cvbench check
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -6,6 +6,11 @@ kernel). GMACs are multiply-accumulates / 1e9 (what video papers call GFLOPs), a
 included; the attention-blind figure (nn.MultiheadAttention's fused path not counted)
 and the paper's own counting conventions and reported numbers, where the method declares
 them, are shown beside it. Rules: ``cvbench/flops.py``.
+
+``--save`` writes one ``"kind": "cost"`` record per method, ``results/runs/cost-<method>-
+<preset>.json``: the numbers above (101 classes) and ``comparison``, each of the papers'
+parameter and GFLOPs numbers for this preset against ours with its tolerance and, where
+they differ beyond it, the documented gap (the table in ``cvbench/structural.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from cvbench.structural import NUM_CLASSES  # no torch: the parser stays fast
 
 _PROG = "cvbench flops"
 
@@ -37,6 +44,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="classifier outputs (default: 101, UCF101)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="also write cost records <runs>/cost-<method>-<preset>.json with the comparison "
+        "against the papers' numbers (needs the default --num-classes 101)",
+    )
+    p.add_argument(
+        "--runs",
+        default="results/runs",
+        help="folder --save writes the cost records to (default: results/runs)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if args.num_classes < 1:
         print(f"{_PROG}: --num-classes must be >= 1", file=sys.stderr)
         return 2
+    if args.save and args.num_classes != NUM_CLASSES:
+        print(
+            f"{_PROG}: --save records the {NUM_CLASSES}-class count the papers' numbers are "
+            f"compared at; drop --num-classes",
+            file=sys.stderr,
+        )
+        return 2
     names = known if args.method == "all" else [args.method]
     try:
         costs = [method_cost(n, args.preset, num_classes=args.num_classes) for n in names]
@@ -72,4 +97,30 @@ def run(args: argparse.Namespace) -> int:
             print(format_cost(cost))
     else:
         print(format_cost(costs[0]))
-    return 0
+    return _save(costs, args.runs) if args.save else 0
+
+
+def _save(costs: list[dict], runs_dir: str) -> int:
+    """Write one cost record per cost; 1 when a comparison could not be made."""
+    from datetime import UTC, datetime
+
+    from cvbench.run import code_version, write_json_atomic
+    from cvbench.structural import compare_cost, cost_record, cost_record_path
+
+    version = code_version()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    status = 0
+    for cost in costs:
+        comparisons = compare_cost(cost)
+        path = cost_record_path(cost["method"], cost["preset"], runs_dir)
+        write_json_atomic(path, cost_record(cost, comparisons, version, created))
+        failed = [c for c in comparisons if not c.passed]
+        print(
+            f"wrote {path}: {len(comparisons)} comparison(s) with the papers' numbers"
+            + (f", {len(failed)} failing" if failed else ""),
+            file=sys.stderr,
+        )
+        for c in failed:
+            print(f"  FAIL {c.message()}", file=sys.stderr)
+        status |= any(c.problem is not None for c in comparisons)
+    return int(status)
