@@ -1,0 +1,147 @@
+"""``cvbench table``: the comparison tables and figures, regenerated from records only.
+
+Reads the papers' numbers (``results/reported.yaml``) and every record in ``results/runs/``
+(runs, costs, timings; a malformed record is reported with its file and field and left out)
+and writes six tables as Markdown, CSV and LaTeX under ``results/tables/``:
+
+  main        the papers' main tables (HMDB51/UCF101) with our reproduced and diff rows
+  cost        one row per paper parameter/GFLOPs number against ours, with the verdict
+  synthetic   per method: top-1 on the synthetic dataset, its weights, epochs, train time
+  timing      pre-processing / inference / full pipeline ms per video
+  splits      top-1 per split and the 3-split mean
+  few_shot    the TP-CLIP K-shot grid and our K-shot runs
+
+and two figures (accuracy vs GFLOPs, timing bars) as PNG and PDF under ``results/figures/``.
+The same inputs give byte-identical tables. ``--check`` regenerates into a temporary folder
+and compares the tables (not the figures) with the committed ones: exit status 1, with a
+diff excerpt naming the file, when they differ. Rules: ``cvbench/tables.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+_PROG = "cvbench table"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "table",
+        help="regenerate the comparison tables and figures from results/ records",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--runs",
+        default="results/runs",
+        help="folder of record files (*.json: runs, costs, timings) (default: results/runs)",
+    )
+    p.add_argument(
+        "--reported",
+        default="results/reported.yaml",
+        help="the papers' reported numbers (default: results/reported.yaml)",
+    )
+    p.add_argument(
+        "--out",
+        default="results/tables",
+        help="folder the tables (.md, .csv, .tex) are written to, or compared with under "
+        "--check (default: results/tables)",
+    )
+    p.add_argument(
+        "--figures",
+        default="results/figures",
+        help="folder the figures (.png, .pdf) are written to (default: results/figures)",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing: regenerate into a temporary folder and compare the tables with "
+        "those in --out byte for byte; exit 1 naming each file that differs",
+    )
+    p.set_defaults(func=run)
+
+
+def render_all(
+    runs_dir: str | Path,
+    reported_path: str | Path,
+    tables_dir: str | Path,
+    figures_dir: str | Path | None = None,
+) -> list[Path]:
+    """Write every table under ``tables_dir`` (and every figure under ``figures_dir`` when
+    given); return the paths written. See :func:`cvbench.tables.render_all`."""
+    from cvbench.tables import render_all as render
+
+    return render(runs_dir, reported_path, tables_dir, figures_dir)
+
+
+def check_tables(
+    runs_dir: str | Path, reported_path: str | Path, tables_dir: str | Path
+) -> list[str]:
+    """Problems (one per differing, missing or stale table file, with a diff excerpt); empty
+    when the tables in ``tables_dir`` are up to date. See :func:`cvbench.tables.check_tables`."""
+    from cvbench.tables import check_tables as check
+
+    return check(runs_dir, reported_path, tables_dir)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from cvbench.reported import ReportedError, ReportedWarning
+    from cvbench.tables import build_tables, load_inputs, write_table
+
+    if not Path(args.reported).is_file():
+        print(f"{_PROG}: --reported {args.reported}: no such file", file=sys.stderr)
+        return 2
+    try:
+        with warnings.catch_warnings():  # the problems are listed below instead
+            warnings.simplefilter("ignore", ReportedWarning)
+            if args.check:
+                problems = check_tables(args.runs, args.reported, args.out)
+                inputs = None
+            else:
+                inputs = load_inputs(args.runs, args.reported)
+    except ReportedError as error:
+        print(f"{_PROG}: {error}", file=sys.stderr)
+        return 2
+
+    if args.check:
+        if problems:
+            for problem in problems:
+                print(problem)
+            print(
+                f"{_PROG}: {len(problems)} table file(s) out of date in {args.out}; "
+                "run `cvbench table` and commit the result",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"tables in {args.out} are up to date")
+        return 0
+
+    assert inputs is not None
+    tables = build_tables(inputs)
+    print(f"tables written to {args.out}:")
+    for table in tables:
+        write_table(table, args.out)
+        print(f"  {table.name:12s} {table.n_rows:4d} rows  ({table.name}.md .csv .tex)")
+    if not args.no_figures:
+        from cvbench.figures import render_figures
+
+        figures = render_figures(inputs, args.figures)
+        print(f"figures written to {args.figures}: " + ", ".join(p.name for p in figures))
+    records = inputs.records
+    print(
+        f"records: {len(records.runs)} runs, {len(records.costs)} costs, "
+        f"{len(records.timings)} timings read from {args.runs}"
+    )
+    problems = [*records.problems, *inputs.reported.problems]
+    if problems:
+        print(f"problems ({len(problems)}; those records are left out):")
+        for problem in problems:
+            print(f"  {problem}")
+    else:
+        print("problems: none")
+    return 0

@@ -1,0 +1,416 @@
+"""The record files in ``results/runs/``, loaded and checked field by field.
+
+Every ``*.json`` file there is one record with a ``kind``:
+
+* ``"run"`` — a train + test run written by ``cvbench run`` (files written before ``kind``
+  existed have none and are read as runs);
+* ``"cost"`` — parameters and GMACs of one method at one preset, with the comparison against
+  the papers' numbers, written by ``cvbench flops --save``;
+* ``"timing"`` — milliseconds per video (pre-processing, inference, full pipeline) of one
+  method (or the pixel-domain reference, ``"pixel"``) on one device, written by
+  ``cvbench bench method --save``.
+
+:func:`load_records` reads them all. Each record is checked against its kind's schema
+(``_SCHEMAS``: required fields, types, ranges: accuracies are fractions in [0, 1], parameter
+counts and times are >= 0). A file that is not JSON, not an object, of unknown kind, or with a
+missing or malformed field becomes one :class:`RecordProblem` per fault (file, field,
+message) and is left out; every other record loads. Nothing here raises on a bad record.
+Fields the schema does not name are kept as they are, unchecked.
+
+Which record a table shows (:func:`pick_latest`): among records with the same identity —
+(method, preset, dataset, split, shots) for runs, (method, preset) for costs, (method,
+preset, device) for timings — the one with the latest ``created`` time; equal times are
+broken by the file name, the greatest name winning. ``created`` is ISO 8601; a time without
+a zone is read as UTC. A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
+shown only when no training run has the same identity. The rule depends on the files' contents and names only, never on the
+order the filesystem lists them in.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RUNS_DIR = Path("results") / "runs"
+KINDS = ("run", "cost", "timing")
+COST_QUANTITIES = ("tunable_params", "total_params", "gflops")
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A record left out: which file, which field (dotted; None for the whole file), why."""
+
+    file: str  # the record file's name
+    field: str | None  # dotted field ("metrics.top1", "comparison[0].gap"), None for the file
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field or '(file)'}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One good record: its kind, its file and its JSON content."""
+
+    kind: str  # one of KINDS
+    path: Path  # the file it was read from
+    data: dict[str, Any]  # the JSON object as read (``kind`` filled in for old run records)
+    created: datetime  # ``data["created"]`` parsed, aware (UTC where the text has no zone)
+
+    @property
+    def file(self) -> str:
+        """The file's name (what tables cite as the source)."""
+        return self.path.name
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+@dataclass
+class Records:
+    """The good records of a folder, by kind, in file-name order, and the problems found."""
+
+    runs: list[Record] = field(default_factory=list)  # kind "run"
+    costs: list[Record] = field(default_factory=list)  # kind "cost"
+    timings: list[Record] = field(default_factory=list)  # kind "timing"
+    problems: list[RecordProblem] = field(default_factory=list)  # files left out, and why
+
+    def of_kind(self, kind: str) -> list[Record]:
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}; known: {list(KINDS)}")
+        return {"run": self.runs, "cost": self.costs, "timing": self.timings}[kind]
+
+
+# --------------------------------------------------------------------------- field checks
+
+
+class _Bad(Exception):
+    """A check failed; ``field`` is a dotted suffix below the checked field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+Check = Callable[[Any], None]
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text(nullable: bool = False) -> Check:
+    def check(value: Any) -> None:
+        if value is None and nullable:
+            return
+        if not isinstance(value, str) or not value.strip():
+            raise _Bad(
+                f"expected a non-empty string{' or null' if nullable else ''}, got {_show(value)}"
+            )
+
+    return check
+
+
+def _number(low: float | None = 0.0, high: float | None = None, nullable: bool = False) -> Check:
+    def check(value: Any) -> None:
+        if value is None and nullable:
+            return
+        if not _is_number(value):
+            raise _Bad(f"expected a number{' or null' if nullable else ''}, got {_show(value)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            raise _Bad(f"expected a number in [{lo}, {hi}], got {value}")
+
+    return check
+
+
+def _integer(low: int = 0, nullable: bool = False) -> Check:
+    def check(value: Any) -> None:
+        if value is None and nullable:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise _Bad(f"expected an integer >= {low}, got {_show(value)}")
+
+    return check
+
+
+def _boolean(value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _Bad(f"expected true or false, got {_show(value)}")
+
+
+def _of_type(types: type | tuple[type, ...], what: str, nullable: bool = False) -> Check:
+    def check(value: Any) -> None:
+        if value is None and nullable:
+            return
+        if not isinstance(value, types):
+            raise _Bad(f"expected {what}, got {_show(value)}")
+
+    return check
+
+
+def _created(value: Any) -> None:
+    if not isinstance(value, str):
+        raise _Bad(f"expected an ISO 8601 time, got {_show(value)}")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise _Bad(f"expected an ISO 8601 time, got {_show(value)}") from None
+
+
+def _mapping(spec: dict[str, tuple[Check, bool]]) -> Check:
+    """A JSON object whose named fields are checked (others pass unchecked)."""
+
+    def check(value: Any) -> None:
+        if not isinstance(value, dict):
+            raise _Bad(f"expected an object, got {_show(value)}")
+        for name, (sub, required) in spec.items():
+            if name not in value:
+                if required:
+                    raise _Bad("missing", name)
+                continue
+            try:
+                sub(value[name])
+            except _Bad as bad:
+                raise _Bad(bad.message, f"{name}.{bad.field}" if bad.field else name) from None
+
+    return check
+
+
+def _list_of(item: Check) -> Check:
+    def check(value: Any) -> None:
+        if not isinstance(value, list):
+            raise _Bad(f"expected a list, got {_show(value)}")
+        for i, entry in enumerate(value):
+            try:
+                item(entry)
+            except _Bad as bad:
+                # "[i]" joins the item's own field without a dot: comparison[0].gap
+                raise _Bad(bad.message, f"[{i}].{bad.field}" if bad.field else f"[{i}]") from None
+
+    return check
+
+
+_fraction = _number(0.0, 1.0)
+_fraction_or_null = _number(0.0, 1.0, nullable=True)
+_ms = _number(0.0, nullable=True)
+
+_METRICS = _mapping(
+    {
+        "top1": (_fraction, True),  # overall top-1, fraction 0-1
+        "top5": (_fraction_or_null, False),
+        "mean_class": (_fraction_or_null, False),  # mean per-class accuracy, fraction 0-1
+        "test_videos": (_integer(0, nullable=True), False),
+        "views_per_video": (_number(0.0, nullable=True), False),
+    }
+)
+_RUN_TIMINGS = _mapping(
+    {
+        "train_s": (_number(0.0, nullable=True), False),
+        "test_s": (_number(0.0, nullable=True), False),
+    }
+)
+
+
+def _choice(options: tuple[str, ...]) -> Check:
+    def check(value: Any) -> None:
+        if value not in options:
+            raise _Bad(f"expected one of {list(options)}, got {_show(value)}")
+
+    return check
+
+
+_COMPARISON = _mapping(
+    {
+        "quantity": (_choice(COST_QUANTITIES), True),
+        "reported": (_number(0.0), True),  # the paper's number (params: counts; gflops: GMACs)
+        "ours": (_number(0.0), True),  # ours in the same unit
+        "ours_key": (_text(), True),  # which method_cost key (counting convention) ``ours`` is
+        "diff_pct": (_number(None, nullable=True), True),  # (ours - reported) / reported, %
+        "tolerance_pct": (_number(0.0), True),
+        "within_tolerance": (_boolean, True),
+        "gap": (_text(nullable=True), True),  # documented reason, null when none
+        "source": (_text(), True),  # "paper.txt Table N row R"
+    }
+)
+
+# field -> (check, required), per kind; fields not named here are kept unchecked
+_COMMON: dict[str, tuple[Check, bool]] = {
+    "kind": (_choice(KINDS), False),
+    "method": (_text(), True),
+    "preset": (_text(), True),
+    "created": (_created, True),
+    "code_version": (_text(), False),
+}
+_SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
+    "run": {
+        **_COMMON,
+        "run_id": (_text(), True),
+        "dataset": (_text(), True),
+        "split": (_integer(1), True),
+        "seed": (_integer(0), True),
+        "shots": (_integer(1), False),  # K-shot run; absent = the full training set
+        "metrics": (_METRICS, True),
+        "total_params": (_integer(0), True),
+        "tunable_params": (_integer(0), True),
+        "views": (_integer(1), True),
+        "timings": (_RUN_TIMINGS, True),
+        "epochs": (_integer(0), True),
+        "config": (_of_type(dict, "an object"), False),
+        "optim": (_of_type(dict, "an object"), False),
+        "config_hash": (_text(nullable=True), False),
+        "batch_size": (_integer(1, nullable=True), False),
+        "hardware": (_of_type(dict, "an object"), False),
+        "pretrained": (_of_type(list, "a list"), False),
+        "wall_s": (_number(0.0), False),
+        "data": (_of_type(dict, "an object"), False),
+    },
+    "cost": {
+        **_COMMON,
+        "total_params": (_integer(0), True),
+        "tunable_params": (_integer(0), True),
+        "gmacs_per_view": (_number(0.0), True),
+        "views": (_integer(1), True),
+        "gmacs_all_views": (_number(0.0), True),
+        "attention_blind_gmacs_per_view": (_number(0.0), False),
+        "comparison": (_list_of(_COMPARISON), True),
+    },
+    "timing": {
+        **_COMMON,
+        "device": (_text(), True),  # "cpu" or the GPU's name
+        "preprocess_ms": (_ms, True),
+        "inference_ms": (_ms, True),
+        "full_ms": (_ms, True),
+        "hardware": (_of_type((dict, str), "an object or a string", nullable=True), False),
+        "clip": (_of_type((str, dict), "a string or an object", nullable=True), False),
+        "sampling": (_of_type((str, dict), "a string or an object", nullable=True), False),
+        "views": (_integer(1, nullable=True), False),
+        "repeats": (_integer(1, nullable=True), False),
+        "warmup": (_integer(0, nullable=True), False),
+        "threads": (_integer(1, nullable=True), False),
+        "notes": (_of_type((str, list), "a string or a list", nullable=True), False),
+    },
+}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _parse_created(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def check_record(data: Any, file: str) -> list[RecordProblem]:
+    """Every problem of one parsed record (empty when it is good)."""
+    if not isinstance(data, dict):
+        return [RecordProblem(file, None, f"expected a JSON object, got {_show(data)}")]
+    kind = data.get("kind", "run")
+    if kind not in KINDS:
+        return [RecordProblem(file, "kind", f"unknown kind {_show(kind)} (known: {list(KINDS)})")]
+    problems = []
+    for name, (check, required) in _SCHEMAS[kind].items():
+        if name not in data:
+            if required:
+                problems.append(RecordProblem(file, name, f"missing (required in a {kind} record)"))
+            continue
+        try:
+            check(data[name])
+        except _Bad as bad:
+            dotted = (
+                name
+                if not bad.field
+                else (f"{name}{bad.field}" if bad.field.startswith("[") else f"{name}.{bad.field}")
+            )
+            problems.append(RecordProblem(file, dotted, bad.message))
+    return problems
+
+
+def load_records(runs_dir: str | Path = RUNS_DIR) -> Records:
+    """Every ``*.json`` record in ``runs_dir`` (file-name order), checked; bad ones are left
+    out and listed in ``.problems``. A missing folder gives no records and no problems."""
+    out = Records()
+    folder = Path(runs_dir)
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            out.problems.append(RecordProblem(path.name, None, f"not readable JSON: {err}"))
+            continue
+        problems = check_record(data, path.name)
+        if problems:
+            out.problems += problems
+            continue
+        kind = data.get("kind", "run")
+        record = Record(kind, path, {**data, "kind": kind}, _parse_created(data["created"]))
+        out.of_kind(kind).append(record)
+    return out
+
+
+# --------------------------------------------------------------------------- picking
+
+# the identity of a record: records sharing it are versions of the same table cell
+IDENTITY: dict[str, tuple[str, ...]] = {
+    "run": ("method", "preset", "dataset", "split", "shots"),
+    "cost": ("method", "preset"),
+    "timing": ("method", "preset", "device"),
+}
+
+
+def identity(record: Record) -> tuple:
+    """The record's identity (``IDENTITY`` of its kind; an absent ``shots`` is None)."""
+    return tuple(record.get(name) for name in IDENTITY[record.kind])
+
+
+def _rank(record: Record) -> tuple:
+    """Training runs before re-evaluations of their checkpoints (``cvbench test``), then
+    the latest ``created``, then the greatest file name."""
+    return (record.get("evaluated_from") is None, record.created, record.file)
+
+
+def pick_latest(records: Iterable[Record]) -> dict[tuple, Record]:
+    """identity -> the record to show: the latest ``created``, ties broken by the greatest file
+    name (see the module docstring). The mapping is in file-name order of the chosen records."""
+    chosen: dict[tuple, Record] = {}
+    for record in records:
+        key = identity(record)
+        best = chosen.get(key)
+        if best is None or _rank(record) > _rank(best):
+            chosen[key] = record
+    return dict(sorted(chosen.items(), key=lambda item: item[1].file))
+
+
+_SOURCE_RE = re.compile(r"(?P<paper>[\w.-]+\.txt)\s+(?P<table>Table \d+)\s+row\s+(?P<row>\w+)")
+
+
+def parse_source(text: str) -> tuple[str, str, int | str] | None:
+    """("paper.txt", "Table N", row) from a comparison's ``source`` ("paper.txt Table N row R"),
+    or None when the text names no row."""
+    match = _SOURCE_RE.search(text)
+    if match is None:
+        return None
+    row = match["row"]
+    return match["paper"], match["table"], int(row) if row.isdigit() else row

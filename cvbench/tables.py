@@ -1,0 +1,1363 @@
+"""Comparison tables rebuilt from the papers' numbers and the record files only.
+
+Inputs: ``results/reported.yaml`` (:func:`cvbench.reported.load_reported`) and the records in
+``results/runs/`` (:func:`cvbench.records.load_records`, which also says which record of
+several is shown: the latest ``created``, ties by file name). Outputs, each written as
+Markdown (``.md``), CSV (``.csv``, with a ``Sources`` column naming the record files or the
+reported.yaml entry behind each row) and LaTeX (``.tex``, booktabs), under ``results/tables/``:
+
+* ``main`` — the papers' main comparison layout (Method, Modality, Pretrain, Frames, GFLOPs,
+  Tunable params, HMDB51, UCF101), one block per paper table that has HMDB51/UCF101 columns
+  (kinds ``main`` and ``cost``). Every printed row is ``reported``; under the paper's own row
+  (:data:`PAPER_METHOD`; the anchor, chosen by :func:`anchor_row`) come our ``reproduced`` row
+  and a ``diff`` row (ours - reported, absolute and %).
+* ``cost`` — long format, one row per paper number compared with ours (the ``comparison``
+  lists of the cost records): method, preset, quantity, reported (with its paper, table and
+  row), ours, how ours is counted (in words), diff, tolerance, verdict (``ok``, ``documented
+  gap [n]`` with the reason as numbered footnote n, ``FAIL``); a method no comparison covers
+  gets one row of our ``paper``-preset counts, verdict ``no reported number``.
+* ``synthetic`` — one row per registered method on the synthetic dataset (full training
+  set): preset, weights (random, synthetic CLIP, or the weight files), epochs, top-1,
+  mean-class, test videos, train time, tunable parameters; a top-1 at or below the
+  appearance-only baseline's (``iframe``) is marked, chance level in the notes.
+* ``timing`` — pre-processing / inference / full pipeline ms per video: the papers' timing
+  rows, then the timing records (the clip timed in a note, the setup short in its column).
+* ``splits`` — top-1 per split (1, 2, 3) and their mean, per (method, preset, dataset).
+* ``few_shot`` — the TP-CLIP K-shot grid (K = 2, 4, 8, 16) and our K-shot runs beside it.
+
+Formatting is fixed so the same inputs give byte-identical files: our accuracies in % with
+1 decimal, GFLOPs (GMACs) with 2, parameters in millions with 2 (3 for the tiny presets'
+counts in ``synthetic``), milliseconds with 2. A reported number is shown at least with
+those decimals and never rounded below the precision the paper printed (95.33 stays 95.33).
+``-`` is a cell the paper leaves empty; ``n/a`` a number we do not have (no record yet).
+Rows are ordered by the papers' printed order and by :func:`method_order` (the registry:
+the five papers' methods, then the baselines), never by dict or filesystem order. Every
+Markdown table stays within ten columns: what would repeat on every row (a long reason, the
+clip timed) is a note under the table, numbered where rows point at it.
+
+Accuracy over splits (:func:`accuracy_over_splits`): the mean over splits 1-3 when all three
+were run, otherwise the lowest split run, labelled with its number.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import math
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cvbench.records import Record, Records, load_records, parse_source, pick_latest
+from cvbench.reported import (
+    DATASETS,
+    FEW_SHOT_K,
+    OUR_METHODS,
+    PAPERS,
+    ReportedRow,
+    ReportedTables,
+    TableInfo,
+    load_reported,
+)
+
+TABLES_DIR = Path("results") / "tables"
+FIGURES_DIR = Path("results") / "figures"
+REPORTED_PATH = Path("results") / "reported.yaml"
+TEXT_SUFFIXES = (".md", ".csv", ".tex")
+
+# short names of the papers, as the tables title their blocks
+PAPER_NAMES = {
+    "tcar_net.txt": "TCAR-Net",
+    "cvpt.txt": "CVPT",
+    "meaci_net.txt": "MEACI-Net",
+    "scalable_stm.txt": "Scalable STM",
+    "temporal_prompt_clip.txt": "TP-CLIP",
+}
+# the method each paper proposes (registry name): its rows get a reproduced row
+PAPER_METHOD = {
+    "tcar_net.txt": "tcar",
+    "cvpt.txt": "cvpt",
+    "meaci_net.txt": "meaci",
+    "scalable_stm.txt": "stm",
+    "temporal_prompt_clip.txt": "tpclip",
+}
+DATASET_NAMES = {
+    "ucf101": "UCF101",
+    "hmdb51": "HMDB51",
+    "kinetics400": "Kinetics-400",
+    "kinetics600": "Kinetics-600",
+    "ssv2": "SSv2",
+    "ssv1": "SSv1",
+    "synthetic": "Synthetic",
+}
+MAIN_DATASETS = ("hmdb51", "ucf101")  # the main layout's accuracy columns, in the papers' order
+FEW_SHOT_DATASETS = ("hmdb51", "ucf101")  # TP-CLIP Table 7's column order
+PRESET_ORDER = ("paper", "tiny")  # presets first in every table; others follow by name
+PIXEL = "pixel"  # the pixel-domain reference pipeline's name in timing records
+SPLITS = (1, 2, 3)
+QUANTITY_NAMES = {"tunable_params": "Tunable", "total_params": "Total", "gflops": "GFLOPs"}
+HEADER = (
+    "Generated by `cvbench table` from results/reported.yaml and results/runs/*.json; do not edit."
+)
+
+
+# --------------------------------------------------------------------------- the table object
+
+
+@dataclass
+class Block:
+    """One titled part of a table: its cells (strings), one source per row, footnotes."""
+
+    title: str | None  # block heading ("TCAR-Net Table 1"), None for a one-block table
+    frame: pd.DataFrame  # display cells, all strings
+    sources: list[str]  # per row: record files, or the reported.yaml entry
+    notes: list[str] = field(default_factory=list)  # footnotes under the block
+
+
+@dataclass
+class Table:
+    """One output table: file stem, title, blocks, and footer lines."""
+
+    name: str  # file stem under the tables folder ("main")
+    title: str
+    blocks: list[Block]
+    notes: list[str] = field(default_factory=list)  # footer lines of the whole table
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(b.frame) for b in self.blocks)
+
+
+# --------------------------------------------------------------------------- number formatting
+
+
+def printed(value: float | None, decimals: int, missing: str = "-") -> str:
+    """A reported number with at least ``decimals`` decimals, more (up to 6) where the paper
+    printed more; float noise from unit conversion (359.90999999999997) is not shown."""
+    if value is None:
+        return missing
+    for places in range(decimals, 7):
+        text = f"{value:.{places}f}"
+        if abs(float(text) - value) <= 1e-9 * max(1.0, abs(value)):
+            return text
+    return f"{value:.6f}"
+
+
+def fixed(value: float | None, decimals: int, missing: str = "n/a") -> str:
+    """One of our numbers, rounded to ``decimals``."""
+    if value is None or not math.isfinite(value):
+        return missing
+    return f"{value:.{decimals}f}"
+
+
+def percent(fraction: float | None) -> str:
+    """An accuracy fraction (0-1) as % with 1 decimal."""
+    return fixed(None if fraction is None else 100.0 * fraction, 1)
+
+
+def signed(value: float, decimals: int) -> str:
+    text = f"{value:+.{decimals}f}"
+    return f"{0.0:+.{decimals}f}" if float(text) == 0.0 else text
+
+
+def difference(ours: float | None, reported: float | None, decimals: int) -> str:
+    """``ours - reported`` and its percentage of ``reported``; ``n/a`` without both."""
+    if ours is None or reported is None:
+        return "n/a"
+    delta = ours - reported
+    if reported == 0:
+        return signed(delta, decimals)
+    return f"{signed(delta, decimals)} ({signed(100.0 * delta / reported, 1)}%)"
+
+
+def millions(count: float | None, decimals: int = 2) -> str:
+    return fixed(None if count is None else count / 1e6, decimals)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def method_order(extra: Iterable[str] = ()) -> list[str]:
+    """The registered methods, the papers' five then the baselines (``reported.OUR_METHODS``
+    order), other registered names by name, then ``extra`` names the registry lacks."""
+    import methods  # noqa: F401  (registers every method)
+    from methods.registry import list_methods
+
+    registered = list_methods()
+    order = [m for m in OUR_METHODS if m in registered]
+    order += sorted(m for m in registered if m not in order)
+    order += sorted(set(extra) - set(order))
+    return order
+
+
+def preset_key(preset: str) -> tuple:
+    return (
+        (PRESET_ORDER.index(preset), "") if preset in PRESET_ORDER else (len(PRESET_ORDER), preset)
+    )
+
+
+def dataset_key(dataset: str) -> tuple:
+    return (DATASETS.index(dataset), "") if dataset in DATASETS else (len(DATASETS), dataset)
+
+
+def row_key(row: ReportedRow | Any) -> tuple:
+    r = row.source.row
+    return (0, r, "") if isinstance(r, int) else (1, 0, str(r))
+
+
+def table_key(paper: str, table: str) -> tuple:
+    return (PAPERS.index(paper), int(table.split()[-1]))
+
+
+def dataset_name(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+@dataclass
+class Inputs:
+    """Everything a table is built from: the papers' numbers, the records, and the picks."""
+
+    reported: ReportedTables
+    records: Records
+    methods: list[str]  # display order of methods (:func:`method_order`), records' extras last
+    registered: list[str]  # the registered methods, in display order
+    runs: dict[tuple, Record]  # (method, preset, dataset, split, shots) -> the run shown
+    costs: dict[tuple, Record]  # (method, preset) -> the cost record shown
+    timings: dict[tuple, Record]  # (method, preset, device) -> the timing record shown
+
+    def method_key(self, method: str) -> int:
+        return self.methods.index(method) if method in self.methods else len(self.methods)
+
+    def cost(self, method: str, preset: str = "paper") -> Record | None:
+        return self.costs.get((method, preset))
+
+    def runs_by_split(
+        self, method: str, preset: str, dataset: str, shots: int | None = None
+    ) -> dict[int, Record]:
+        return {
+            key[3]: record
+            for key, record in sorted(self.runs.items(), key=lambda kv: kv[0][3])
+            if key[:3] == (method, preset, dataset) and key[4] == shots
+        }
+
+
+def load_inputs(runs_dir: str | Path, reported_path: str | Path) -> Inputs:
+    reported = load_reported(reported_path)
+    records = load_records(runs_dir)
+    named = {r["method"] for r in [*records.runs, *records.costs, *records.timings]}
+    return Inputs(
+        reported=reported,
+        records=records,
+        methods=method_order(named - {PIXEL}),
+        registered=method_order(),
+        runs=pick_latest(records.runs),
+        costs=pick_latest(records.costs),
+        timings=pick_latest(records.timings),
+    )
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+@dataclass(frozen=True)
+class SplitAccuracy:
+    """Top-1 (and mean-class) over the splits that were run."""
+
+    top1: float  # fraction 0-1
+    mean_class: float | None  # fraction 0-1
+    label: str  # "mean of 3 splits" or "split N"
+    records: tuple[Record, ...]
+
+
+def accuracy_over_splits(by_split: dict[int, Record]) -> SplitAccuracy | None:
+    """Mean over splits 1-3 when all three exist, else the lowest split run; None without runs."""
+    if not by_split:
+        return None
+    if all(s in by_split for s in SPLITS):
+        chosen = [by_split[s] for s in SPLITS]
+        label = f"mean of {len(SPLITS)} splits"
+    else:
+        lowest = min(by_split)
+        chosen = [by_split[lowest]]
+        label = f"split {lowest}"
+    top1 = sum(r["metrics"]["top1"] for r in chosen) / len(chosen)
+    classes = [r["metrics"].get("mean_class") for r in chosen]
+    mean_class = None if None in classes else sum(classes) / len(classes)
+    return SplitAccuracy(top1, mean_class, label, tuple(chosen))
+
+
+def main_table_infos(reported: ReportedTables) -> list[TableInfo]:
+    """Paper tables of kind main/cost with an HMDB51 or UCF101 column, in paper order."""
+    infos = []
+    for info in reported.tables:
+        if info.kind not in ("main", "cost"):
+            continue
+        rows = reported.rows_in(info.paper, info.table)
+        if any(d in row.accuracy for row in rows for d in MAIN_DATASETS):
+            infos.append(info)
+    return sorted(infos, key=lambda i: table_key(i.paper, i.table))
+
+
+def _comparisons(cost: Record | None, quantity: str) -> list[dict[str, Any]]:
+    if cost is None:
+        return []
+    return [c for c in cost["comparison"] if c["quantity"] == quantity]
+
+
+def _views_product(text: str | None) -> int | None:
+    numbers = [int(n) for n in re.findall(r"\d+", text or "")]
+    return math.prod(numbers) if numbers else None
+
+
+def anchor_row(
+    inputs: Inputs, info: TableInfo, rows: Sequence[ReportedRow]
+) -> tuple[ReportedRow | None, str]:
+    """The paper's own row our reproduced row goes under, and why it was chosen.
+
+    1. a row that a comparison entry of the method's paper-preset cost record names;
+    2. else the own row that best matches the cost record's sampling (frames per view equal
+       to ``positions_per_view`` and clips x crops equal to ``views``), ties by printed order;
+    3. else the first own row in printed order.
+    """
+    own = PAPER_METHOD.get(info.paper)
+    candidates = [r for r in rows if own is not None and r.our_method == own]
+    if not candidates:
+        return None, ""
+    cost = inputs.cost(own)
+    if cost is not None:
+        for entry in cost["comparison"]:
+            named = parse_source(entry["source"])
+            for row in candidates:
+                if named == (info.paper, info.table, row.source.row):
+                    return row, f"{cost.file} compares against it"
+        positions, views = cost.get("positions_per_view"), cost["views"]
+
+        def score(row: ReportedRow) -> int:
+            parts = [p.strip() for p in (row.frames or "").split("+")]
+            frames_match = positions is not None and parts == [str(positions)] * len(parts)
+            return int(frames_match) + int(_views_product(row.views) == views)
+
+        best = max(candidates, key=score)  # max keeps the first of equal scores
+        if score(best) > 0:
+            return best, f"its frames/views match {cost.file}"
+    return candidates[0], "the first of the paper's own rows"
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """Our cost in one paper table's convention."""
+
+    value: float | None  # GMACs, or parameters in millions
+    key: str | None  # the method_cost key it was read from
+    entry: dict[str, Any] | None  # the comparison entry that chose the key, if any
+
+
+def reproduced_cost(
+    inputs: Inputs, method: str, quantity: str, paper: str | None = None, table: str | None = None
+) -> Reproduced:
+    """Our ``quantity`` (gflops, tunable_params, total_params) at the paper preset, counted the
+    way a comparison entry for ``paper``/``table`` says (ours_key): an entry naming that table
+    first, then one naming the same paper, then our own key (GMACs per view, complete count;
+    parameter counts)."""
+    cost = inputs.cost(method)
+    if cost is None:
+        return Reproduced(None, None, None)
+    entries = _comparisons(cost, quantity)
+    parsed = [(parse_source(e["source"]), e) for e in entries]
+    entry = next((e for p, e in parsed if p and p[:2] == (paper, table)), None)
+    entry = entry or next((e for p, e in parsed if p and p[0] == paper), None)
+    default = {"gflops": "gmacs_per_view"}.get(quantity, quantity)
+    key = entry["ours_key"] if entry else default
+    value = cost.get(key)
+    if isinstance(value, dict):  # a paper convention: {"gmacs": ..., "explanation": ...}
+        value = value.get("gmacs")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = value if quantity == "gflops" else value / 1e6  # parameter counts -> millions
+    elif entry:  # the cost record lacks the key: the comparison's own number
+        value = entry["ours"] / comparison_scale(cost, entry)
+    else:
+        value = None
+    return Reproduced(value, key, entry)
+
+
+def comparison_scale(cost: Record, entry: dict[str, Any]) -> float:
+    """What a comparison entry's ``reported``/``ours`` are divided by for display: 1 for
+    GFLOPs; for parameters 1e6 (counts, the unit of ``method_cost``), or 1 where ``ours``
+    is already in millions (``cost[ours_key]`` is 1e6 times it)."""
+    if entry["quantity"] == "gflops":
+        return 1.0
+    count = cost.get(entry["ours_key"])
+    if (
+        isinstance(count, int | float)
+        and entry["ours"]
+        and math.isclose(count, entry["ours"] * 1e6, rel_tol=1e-6)
+    ):
+        return 1.0
+    return 1e6
+
+
+def verdict(entry: dict[str, Any]) -> str:
+    """``ok`` within tolerance, ``gap: <reason>`` outside it with a documented reason, else FAIL."""
+    if entry["within_tolerance"]:
+        return "ok"
+    return f"gap: {entry['gap']}" if entry.get("gap") else "FAIL"
+
+
+def weights_cell(records: Iterable[Record]) -> str:
+    """The weights the runs started from: ``synthetic CLIP`` where a record has a
+    ``synthetic_pretraining`` mapping, else the file names of the real weights its
+    ``pretrained`` list names, ``none (random)`` when every option is off, ``n/a`` without
+    records or a ``pretrained`` list."""
+    records = list(records)
+    if any(isinstance(r.get("synthetic_pretraining"), dict) for r in records):
+        return "synthetic CLIP"
+    weights = sorted(
+        {
+            str(p.get("weights"))
+            for r in records
+            for p in r.get("pretrained") or []
+            if isinstance(p, dict)
+        }
+    )
+    if not weights:
+        return "n/a"
+    shown = sorted({Path(w).name for w in weights if w != "none"})
+    return ", ".join(shown) if shown else "none (random)"
+
+
+def _sources(records: Iterable[Record]) -> str:
+    return "; ".join(sorted({r.file for r in records}))
+
+
+def _reported_source(row: Any) -> str:
+    s = row.source
+    return f"reported.yaml: {s.paper} {s.table} row {s.row}"
+
+
+def _method_cell(row: ReportedRow) -> str:
+    def norm(text: str) -> str:
+        return re.sub(r"[\s/_-]", "", text.lower())
+
+    if row.variant and norm(row.variant) not in norm(row.method):
+        return f"{row.method} ({row.variant})"
+    return row.method
+
+
+# --------------------------------------------------------------------------- main
+
+MAIN_COLUMNS = (
+    "Kind",
+    "Method",
+    "Modality",
+    "Pretrain",
+    "Frames",
+    "GFLOPs",
+    "Tunable params (M)",
+    *(dataset_name(d) for d in MAIN_DATASETS),
+)
+
+
+def _main_block(inputs: Inputs, info: TableInfo) -> Block:
+    rows = sorted(inputs.reported.rows_in(info.paper, info.table), key=row_key)
+    anchor, why = anchor_row(inputs, info, rows)
+    cells: list[list[str]] = []
+    sources: list[str] = []
+    notes = [f"Caption: {info.caption}"] if info.caption else []
+    notes.append(
+        f"Reported rows: {info.paper} {info.table} as transcribed in results/reported.yaml "
+        "(numbers as printed; '-' where the paper prints none)."
+    )
+    for row in rows:
+        cells.append(
+            [
+                "reported",
+                _method_cell(row),
+                row.modality or "-",
+                row.pretrain or "-",
+                row.frames or "-",
+                printed(row.gflops, 2),
+                printed(row.tunable_params_m, 2),
+                *(printed(row.accuracy.get(d), 1) for d in MAIN_DATASETS),
+            ]
+        )
+        sources.append(_reported_source(row))
+        if row is anchor:
+            ours, ours_sources, ours_notes = _reproduced_main(inputs, info, row, why)
+            cells += ours
+            sources += [ours_sources, ours_sources]
+            notes += ours_notes
+    frame = pd.DataFrame(cells, columns=list(MAIN_COLUMNS), dtype=object)
+    return Block(f"{PAPER_NAMES[info.paper]} {info.table}", frame, sources, notes)
+
+
+def _reproduced_main(
+    inputs: Inputs, info: TableInfo, anchor: ReportedRow, why: str
+) -> tuple[list[list[str]], str, list[str]]:
+    method = anchor.our_method
+    assert method is not None
+    cost = inputs.cost(method)
+    gflops = reproduced_cost(inputs, method, "gflops", info.paper, info.table)
+    tunable = reproduced_cost(inputs, method, "tunable_params", info.paper, info.table)
+    accuracies = {
+        d: accuracy_over_splits(inputs.runs_by_split(method, "paper", d)) for d in MAIN_DATASETS
+    }
+    used = [r for a in accuracies.values() if a for r in a.records]
+
+    def acc_cell(d: str) -> str:
+        a = accuracies[d]
+        if a is None:
+            return "n/a"
+        return percent(a.top1) + ("" if a.label.startswith("mean") else f" ({a.label})")
+
+    def acc_diff(d: str) -> str:
+        a = accuracies[d]
+        return difference(None if a is None else 100 * a.top1, anchor.accuracy.get(d), 1)
+
+    reproduced = [
+        "reproduced",
+        f"{method} (cvbench, paper preset)",
+        "",
+        weights_cell(used),
+        "",
+        fixed(gflops.value, 2),
+        fixed(tunable.value, 2),
+        *(acc_cell(d) for d in MAIN_DATASETS),
+    ]
+    diff = [
+        "diff",
+        "ours - reported",
+        "",
+        "",
+        "",
+        difference(gflops.value, anchor.gflops, 2),
+        difference(tunable.value, anchor.tunable_params_m, 2),
+        *(acc_diff(d) for d in MAIN_DATASETS),
+    ]
+    here = (info.paper, info.table)
+    notes = [
+        f"Reproduced: cvbench `{method}` at preset `paper`, under row {anchor.source.row} "
+        f"({_method_cell(anchor)}): {why}."
+    ]
+    if cost is None:
+        notes.append(
+            f"No cost record for `{method}` at preset `paper` (`cvbench flops --method {method} "
+            "--preset paper --save`): GFLOPs and parameters n/a."
+        )
+    else:
+        for name, rep in (("GFLOPs", gflops), ("Tunable params", tunable)):
+            explanation = cost.get(rep.key) if rep.key else None
+            how = f" ({explanation['explanation']})" if isinstance(explanation, dict) else ""
+            chosen = (
+                f"as the comparison with {rep.entry['source']} counts it"
+                if rep.entry
+                else "no comparison names this paper: our own count"
+            )
+            notes.append(f"{name} ours: `{rep.key}` of {cost.file} ({chosen}){how}.")
+            named = parse_source(rep.entry["source"]) if rep.entry else None
+            if rep.entry and rep.entry.get("gap") and (named is None or named[:2] != here):
+                notes.append(f"{name} gap ({rep.entry['source']}): {rep.entry['gap']}.")
+        # every comparison the cost record makes against this table, with its verdict
+        for e in cost["comparison"]:
+            named = parse_source(e["source"])
+            if named is None or named[:2] != here:
+                continue
+            scale = comparison_scale(cost, e)
+            diff_pct = signed(e["diff_pct"], 1) if e["diff_pct"] is not None else "n/a"
+            notes.append(
+                f"{QUANTITY_NAMES[e['quantity']]} vs {e['source']}: reported "
+                f"{printed(e['reported'] / scale, 2)}, ours {fixed(e['ours'] / scale, 2)} "
+                f"(`{e['ours_key']}`), {diff_pct}% (tolerance {printed(e['tolerance_pct'], 1)}%): "
+                f"{verdict(e)}."
+            )
+    for d in MAIN_DATASETS:
+        a = accuracies[d]
+        if a is None:
+            notes.append(
+                f"{dataset_name(d)}: no run record of `{method}` at preset `paper` on {d}: n/a."
+            )
+        else:
+            notes.append(f"{dataset_name(d)}: {a.label}, from {_sources(a.records)}.")
+    sources = _sources([*([cost] if cost else []), *used])
+    return [reproduced, diff], sources, notes
+
+
+def main_table(inputs: Inputs) -> Table:
+    blocks = [_main_block(inputs, info) for info in main_table_infos(inputs.reported)]
+    notes = [
+        "GFLOPs as each paper prints them (video papers' GFLOPs are GMACs); ours in the "
+        "paper's counting convention where a cost record's comparison names one, else GMACs "
+        "per view with attention (`gmacs_per_view`).",
+        "diff: ours - reported, and in % of reported; accuracy in points.",
+    ]
+    return Table("main", "Main comparison: the papers' tables with our reproduction", blocks, notes)
+
+
+# --------------------------------------------------------------------------- footnotes
+
+
+class Footnotes:
+    """Numbered footnotes of one table: the same text keeps its number; numbers follow first
+    use, so the numbering depends on the row order only."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def mark(self, text: str) -> str:
+        """``[n]``, the number of ``text`` (a new one the first time it is seen)."""
+        if text not in self.texts:
+            self.texts.append(text)
+        return f"[{self.texts.index(text) + 1}]"
+
+    def notes(self) -> list[str]:
+        return [f"[{n}] {text}" for n, text in enumerate(self.texts, start=1)]
+
+
+# --------------------------------------------------------------------------- cost
+
+COST_COLUMNS = (
+    "Method",
+    "Preset",
+    "Quantity",
+    "Reported",
+    "Ours",
+    "Counted as",
+    "Diff (%)",
+    "Tol. (%)",
+    "Verdict",
+)
+# the quantities of a comparison entry, in the order the rows of one preset list them
+QUANTITY_LABELS = {
+    "tunable_params": "tunable params (M)",
+    "total_params": "total params (M)",
+    "gflops": "GFLOPs",
+}
+# a method_cost key (a comparison's ours_key) in words; gmacs_all_views: counted_as()
+COUNTED_AS = {
+    "tunable_params": "tunable parameters",
+    "total_params": "all parameters",
+    "tunable_params_excl_prompt_embed": "tunable, without the prompt patch embeddings",
+    "gmacs_per_view": "GMACs per view",
+    "attention_blind_gmacs_per_view": "attention-blind GMACs per view",
+}
+NO_REPORTED = "no reported number"
+
+
+def counted_as(cost: Record, key: str) -> str:
+    """How our number was counted, in words ("GMACs x 6 views"); an unknown key as code."""
+    if key == "gmacs_all_views":
+        views = cost.get("views")
+        if isinstance(views, int):
+            return f"GMACs x {views} view{'' if views == 1 else 's'}"
+        return "GMACs over all views"
+    return COUNTED_AS.get(key, f"`{key}`")
+
+
+def source_label(source: str) -> str:
+    """A comparison's source ("tcar_net.txt Table 1 row 16") as "TCAR-Net Table 1 row 16"."""
+    named = parse_source(source)
+    if named is None:
+        return source
+    paper, table, row = named
+    return f"{PAPER_NAMES.get(paper, paper)} {table} row {row}"
+
+
+def _compared_row(
+    method: str, cost: Record, entry: dict[str, Any], footnotes: Footnotes
+) -> list[str]:
+    scale = comparison_scale(cost, entry)
+    if entry["within_tolerance"]:
+        verdict_cell = "ok"
+    elif entry.get("gap"):
+        verdict_cell = f"documented gap {footnotes.mark(entry['gap'])}"
+    else:
+        verdict_cell = "FAIL"
+    return [
+        method,
+        cost["preset"],
+        QUANTITY_LABELS[entry["quantity"]],
+        f"{printed(entry['reported'] / scale, 2)} ({source_label(entry['source'])})",
+        fixed(entry["ours"] / scale, 2),
+        counted_as(cost, entry["ours_key"]),
+        signed(entry["diff_pct"], 1) if entry["diff_pct"] is not None else "n/a",
+        printed(entry["tolerance_pct"], 1),
+        verdict_cell,
+    ]
+
+
+def _uncompared_row(method: str, cost: Record | None, footnotes: Footnotes) -> list[str]:
+    """Our numbers at the paper preset for a method no paper gives a number of."""
+    if cost is None:
+        mark = footnotes.mark(
+            "No cost record at preset `paper`: `cvbench flops --method <method> --preset paper "
+            "--save` writes it."
+        )
+        return [method, "paper", "-", "-", "n/a", "-", "-", "-", f"no cost record {mark}"]
+    views = cost["views"]
+    reason = cost.get("unreported")  # why no paper reports it, where the record says
+    mark = f" {footnotes.mark(reason)}" if isinstance(reason, str) and reason.strip() else ""
+    return [
+        method,
+        cost["preset"],
+        "tunable / total params (M), GFLOPs",
+        "-",
+        f"{millions(cost['tunable_params'])} / {millions(cost['total_params'])} / "
+        f"{fixed(cost['gmacs_per_view'], 2)}",
+        f"parameters; GMACs per view ({views} view{'' if views == 1 else 's'})",
+        "-",
+        "-",
+        NO_REPORTED + mark,
+    ]
+
+
+def cost_table(inputs: Inputs) -> Table:
+    """One row per number of ours compared with a paper's (the cost records' ``comparison``
+    lists), by method (registry order), preset, quantity; one row of our numbers for a
+    method that no comparison covers."""
+    footnotes = Footnotes()
+    cells, sources = [], []
+    for method in inputs.methods:
+        records = sorted(
+            ((preset, record) for (m, preset), record in inputs.costs.items() if m == method),
+            key=lambda item: preset_key(item[0]),
+        )
+        if method not in inputs.registered and not records:
+            continue
+        compared = [(record, e) for _, record in records for e in record["comparison"]]
+        if not compared:
+            cost = inputs.cost(method, "paper")
+            cells.append(_uncompared_row(method, cost, footnotes))
+            sources.append(cost.file if cost else "")
+            continue
+        for _, record in records:
+            entries = sorted(
+                record["comparison"], key=lambda e: list(QUANTITY_LABELS).index(e["quantity"])
+            )
+            for entry in entries:
+                cells.append(_compared_row(method, record, entry, footnotes))
+                sources.append(f"{record.file}; {_reported_source_text(entry['source'])}")
+    frame = pd.DataFrame(cells, columns=list(COST_COLUMNS), dtype=object)
+    notes = [
+        "One row per paper number compared with ours: the `comparison` lists of the cost "
+        "records (`cvbench flops --method M --preset P --save`), methods in registry order, "
+        "then preset, then quantity. Reported: the paper's number as transcribed in "
+        "results/reported.yaml, with the paper, table and printed row.",
+        "Counted as: which of our counts has the paper's convention. GMACs = multiply-"
+        "accumulates / 1e9 (what video papers call GFLOPs); per view = one test clip x crop; "
+        "x N views = summed over the paper's N test views; attention-blind = without "
+        "nn.MultiheadAttention's fused attention products.",
+        "Diff: ours / reported - 1. Tol.: the comparison's tolerance (widened to half a unit of "
+        "the printed last digit). Verdict: ok within it; documented gap outside it, with the "
+        "reason in the numbered note; FAIL outside it without one.",
+        f"{NO_REPORTED}: no paper prints a parameter or GFLOPs number of the method; our counts "
+        "at preset `paper` are shown (tunable / total parameters, GMACs per view). Cost records "
+        "of other presets without comparisons (the tiny presets) are not listed.",
+    ]
+    return Table(
+        "cost",
+        "Cost: our parameter and GFLOPs counts against the papers'",
+        [Block(None, frame, sources, footnotes.notes())],
+        notes,
+    )
+
+
+def _reported_source_text(source: str) -> str:
+    named = parse_source(source)
+    if named is None:
+        return f"reported.yaml: {source}"
+    paper, table, row = named
+    return f"reported.yaml: {paper} {table} row {row}"
+
+
+# --------------------------------------------------------------------------- synthetic
+
+SYNTHETIC = "synthetic"  # the generated dataset every method is trained on at the tiny preset
+APPEARANCE_BASELINE = "iframe"  # the I-frame-only baseline: what appearance alone reaches
+SYNTHETIC_COLUMNS = (
+    "Method",
+    "Preset",
+    "Weights",
+    "Epochs",
+    "Top-1 (%)",
+    "Mean-class (%)",
+    "Test videos",
+    "Train time (s)",
+    "Tunable params (M)",
+)
+
+
+def synthetic_accuracy(
+    inputs: Inputs, method: str, dataset: str = SYNTHETIC
+) -> tuple[str, SplitAccuracy] | None:
+    """The preset (``paper`` where run, else ``tiny``, else by name) and the accuracy over
+    splits of ``method``'s full-training-set runs on ``dataset``; None without any."""
+    presets = sorted(
+        {k[1] for k in inputs.runs if k[0] == method and k[2] == dataset and k[4] is None},
+        key=preset_key,
+    )
+    if not presets:
+        return None
+    acc = accuracy_over_splits(inputs.runs_by_split(method, presets[0], dataset))
+    return None if acc is None else (presets[0], acc)
+
+
+def _joined(values: Iterable[Any]) -> str:
+    shown = sorted({v for v in values if v is not None})
+    return "/".join(str(v) for v in shown) if shown else "n/a"
+
+
+def _synthetic_pretraining_note(method: str, info: dict[str, Any]) -> str:
+    """One line on a record's ``synthetic_pretraining``: corpus, epochs, final metrics."""
+    parts = []
+    corpus = info.get("corpus")
+    if isinstance(corpus, dict):
+        bits = [f"{corpus['dataset']} generator" if corpus.get("dataset") else "generator"]
+        if corpus.get("seed") is not None:
+            bits.append(f"seed {corpus['seed']}")
+        if corpus.get("videos_per_class") is not None:
+            bits.append(f"{corpus['videos_per_class']} videos per class")
+        if corpus.get("subset"):
+            bits.append(str(corpus["subset"]))
+        parts.append("corpus: " + ", ".join(bits))
+    pretrain = info.get("pretrain")
+    if isinstance(pretrain, dict) and pretrain.get("epochs") is not None:
+        parts.append(f"{pretrain['epochs']} epochs")
+    metrics = info.get("final_metrics")
+    if isinstance(metrics, dict) and metrics:
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(metrics.items()))
+        parts.append(f"final {shown}")
+    detail = "; ".join(parts) if parts else "no details in the record"
+    return f"`{method}` synthetic CLIP: {detail}."
+
+
+def chance_level(accuracies: Iterable[SplitAccuracy]) -> tuple[int, float] | None:
+    """(classes, chance top-1 in %) from the runs' ``data.num_classes``; None unless the
+    records name one class count."""
+    classes = {
+        r["data"].get("num_classes")
+        for acc in accuracies
+        for r in acc.records
+        if isinstance(r.get("data"), dict)
+    }
+    if len(classes) != 1:
+        return None
+    n = next(iter(classes))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return None
+    return n, 100.0 / n
+
+
+def synthetic_table(inputs: Inputs) -> Table:
+    picks = {m: synthetic_accuracy(inputs, m) for m in inputs.registered}
+    shown = [pick[1] for pick in picks.values() if pick]
+    chance = chance_level(shown)
+    baseline = picks.get(APPEARANCE_BASELINE)
+    # marks compare the printed numbers, so that what the reader compares agrees with them
+    limits: list[tuple[str, float, str | None]] = []  # (mark, top-1 %, the row it skips)
+    if baseline is not None:
+        top1 = float(percent(baseline[1].top1))
+        limits.append((f"≤ {APPEARANCE_BASELINE}", top1, APPEARANCE_BASELINE))
+    if chance is not None:
+        limits.append(("≤ chance", float(fixed(chance[1], 1)), None))
+
+    cells, sources, notes = [], [], []
+    for method, pick in picks.items():
+        if pick is None:
+            cells.append([method, "n/a", *["n/a"] * (len(SYNTHETIC_COLUMNS) - 2)])
+            sources.append("")
+            notes.append(f"`{method}`: no run record on `{SYNTHETIC}` (full training set).")
+            continue
+        preset, acc = pick
+        top1 = percent(acc.top1)
+        marks = [mark for mark, limit, skip in limits if float(top1) <= limit and method != skip]
+        if marks:
+            top1 += f" ({', '.join(marks)})"
+        train = [r["timings"].get("train_s") for r in acc.records]
+        train_s = None if None in train else sum(train) / len(train)
+        cells.append(
+            [
+                method,
+                preset,
+                weights_cell(acc.records),
+                _joined(r["epochs"] for r in acc.records),
+                top1,
+                percent(acc.mean_class),
+                _joined(r["metrics"].get("test_videos") for r in acc.records),
+                fixed(train_s, 1),
+                millions(acc.records[0]["tunable_params"], 3),
+            ]
+        )
+        sources.append(_sources(acc.records))
+        info = next(
+            (
+                r["synthetic_pretraining"]
+                for r in acc.records
+                if isinstance(r.get("synthetic_pretraining"), dict)
+            ),
+            None,
+        )
+        if info is not None:
+            notes.append(_synthetic_pretraining_note(method, info))
+    frame = pd.DataFrame(cells, columns=list(SYNTHETIC_COLUMNS), dtype=object)
+
+    if chance is None:
+        chance_note = "Chance level: n/a (the run records name no single class count)."
+    else:
+        chance_note = (
+            f"{chance[0]} classes: chance is {fixed(chance[1], 1)} % top-1; (≤ chance) marks a "
+            "top-1 at or below it."
+        )
+    labels = sorted({acc.label for acc in shown})
+    table_notes = [
+        f"{chance_note} The appearance-only baseline is `{APPEARANCE_BASELINE}` (I-frames only, "
+        f"no motion vectors or residuals); (≤ {APPEARANCE_BASELINE}) marks a top-1 at or below "
+        "its row.",
+        "One row per registered method (the papers' five, then the baselines): its run records "
+        f"on `{SYNTHETIC}` with the full training set (no `shots`), the latest per split; preset "
+        "`paper` where run, else `tiny`. Accuracy: "
+        + (", ".join(labels) if labels else "n/a")
+        + " (the mean over splits 1-3 only when all three were run); train time: the training "
+        "wall time (mean over the splits); tunable params: the run record's count.",
+        "Weights: none (random) = every pretrained option off; synthetic CLIP = a tiny CLIP "
+        "pretrained by cvbench on captioned motion-vector images of a synthetic corpus disjoint "
+        "from the benchmark (cvbench/pretrain.py; the record's `synthetic_pretraining`); "
+        "otherwise the weight files the run record names.",
+        *notes,
+    ]
+    return Table(
+        "synthetic",
+        "Synthetic dataset: every method at its tiny scale",
+        [Block(None, frame, sources)],
+        table_notes,
+    )
+
+
+# --------------------------------------------------------------------------- timing
+
+TIMING_COLUMNS = (
+    "Method",
+    "Source",
+    "Preset",
+    "Device",
+    "Pre-processing (ms)",
+    "Model inference (ms)",
+    "Full pipeline (ms)",
+    "Setup",
+)
+
+
+def _clip_name(record: Record) -> str | None:
+    clip = record.get("clip")
+    if isinstance(clip, dict):
+        clip = clip.get("file")
+    return None if clip is None else str(clip)
+
+
+def _clip_note(records: Sequence[Record], name: str) -> str:
+    """The clip's file and, from the first record that has one, its description."""
+    for record in records:
+        clip = record.get("clip")
+        if _clip_name(record) == name and isinstance(clip, dict):
+            details = [str(clip["description"])] if clip.get("description") else []
+            if clip.get("frames") is not None:
+                details.append(f"{clip['frames']} frames")
+            if details:
+                return f"`{name}` ({'; '.join(details)})"
+    return f"`{name}`"
+
+
+def _timing_setup(record: Record, clip_marks: dict[str, str]) -> str:
+    """Short: the sampling's kind, views, repeats (medians over them), threads, and the clip's
+    footnote number when the timing records time more than one clip."""
+    parts = []
+    sampling = record.get("sampling")
+    if isinstance(sampling, dict):
+        sampling = sampling.get("kind")
+    if sampling is not None:
+        parts.append(str(sampling))
+    for field_name, unit in (("views", "view"), ("repeats", "repeat"), ("threads", "thread")):
+        n = record.get(field_name)
+        if n is not None:
+            parts.append(f"{n} {unit}{'' if n == 1 else 's'}")
+    clip = _clip_name(record)
+    if clip is not None and len(clip_marks) > 1:
+        parts.append(f"clip {clip_marks[clip]}")
+    return "; ".join(parts)
+
+
+def timing_table(inputs: Inputs) -> Table:
+    cells, sources = [], []
+    reported = sorted(
+        inputs.reported.timings,
+        key=lambda t: (table_key(t.source.paper, t.source.table), row_key(t)),
+    )
+    for t in reported:
+        cells.append(
+            [
+                t.method,
+                f"reported: {PAPER_NAMES[t.source.paper]} {t.source.table}",
+                "",
+                t.hardware or "not stated",
+                printed(t.preprocess_ms, 2),
+                printed(t.inference_ms, 2),
+                printed(t.full_ms, 2),
+                "",
+            ]
+        )
+        sources.append(_reported_source(t))
+
+    def key(item: tuple[tuple, Record]) -> tuple:
+        method, preset, device = item[0]
+        rank = inputs.method_key(method) if method != PIXEL else len(inputs.methods) + 1
+        return (rank, method, preset_key(preset), device)
+
+    measured = sorted(inputs.timings.items(), key=key)
+    records = [record for _, record in measured]
+    footnotes = Footnotes()
+    clip_marks: dict[str, str] = {}
+    for record in records:  # numbered in row order
+        clip = _clip_name(record)
+        if clip is not None and clip not in clip_marks:
+            clip_marks[clip] = footnotes.mark(f"Clip {_clip_note(records, clip)}.")
+    for (method, preset, device), record in measured:
+        cells.append(
+            [
+                method,
+                "measured",
+                preset,
+                device,
+                fixed(record["preprocess_ms"], 2),
+                fixed(record["inference_ms"], 2),
+                fixed(record["full_ms"], 2),
+                _timing_setup(record, clip_marks),
+            ]
+        )
+        sources.append(record.file)
+    frame = pd.DataFrame(cells, columns=list(TIMING_COLUMNS), dtype=object)
+    if len(clip_marks) == 1:  # one clip: said once, not numbered
+        clip_notes = [f"Every measured row times one clip: {_clip_note(records, *clip_marks)}."]
+    else:
+        clip_notes = footnotes.notes()
+    notes = [
+        "ms per video. Reported rows: the papers' timing tables (paper order, then printed "
+        "order), hardware as the paper states it. Measured rows: timing records "
+        "(`cvbench bench method --save`), medians over the repeats, in registry order; `pixel` "
+        "is the pixel-domain reference pipeline (decode every frame to RGB).",
+        "Setup: the method's test sampling, its test views, the timed repeats and the torch "
+        "threads; each record's `notes` say what each column times.",
+    ]
+    if not inputs.timings:
+        notes.append("No timing records yet: only the papers' rows are shown.")
+    return Table(
+        "timing", "Inference time per video", [Block(None, frame, sources, clip_notes)], notes
+    )
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def splits_table(inputs: Inputs) -> Table:
+    groups = sorted(
+        {(k[0], k[1], k[2]) for k in inputs.runs if k[4] is None},
+        key=lambda g: (inputs.method_key(g[0]), g[0], preset_key(g[1]), dataset_key(g[2])),
+    )
+    cells, sources = [], []
+    for method, preset, dataset in groups:
+        by_split = inputs.runs_by_split(method, preset, dataset)
+        row = [method, preset, dataset_name(dataset)]
+        row += [percent(by_split[s]["metrics"]["top1"]) if s in by_split else "" for s in SPLITS]
+        acc = accuracy_over_splits(by_split)
+        row.append(percent(acc.top1) if acc and acc.label.startswith("mean") else "")
+        cells.append(row)
+        sources.append(_sources(by_split.values()))
+    columns = ["Method", "Preset", "Dataset", *(f"Split {s}" for s in SPLITS), "Mean"]
+    frame = pd.DataFrame(cells, columns=columns, dtype=object)
+    notes = [
+        "Top-1 (%) per split from the run records (full training sets; K-shot runs are in "
+        "few_shot); Mean only when all three splits were run. Records of the same (method, "
+        "preset, dataset, split): the latest is shown.",
+    ]
+    return Table("splits", "Top-1 per split", [Block(None, frame, sources)], notes)
+
+
+# --------------------------------------------------------------------------- few-shot
+
+
+def _few_shot_method(method: str, variant: str | None) -> str:
+    """Method and variant in one cell; the variant alone where it repeats the method's name."""
+    if not variant:
+        return method
+    if variant.lower().startswith(method.lower()):
+        return method + variant[len(method) :]
+    if method.lower() in variant.lower():
+        return variant
+    return f"{method} ({variant})"
+
+
+def few_shot_table(inputs: Inputs) -> Table:
+    shot_keys = [k for k in inputs.runs if k[4] is not None]
+    datasets = list(FEW_SHOT_DATASETS)
+    datasets += sorted({k[2] for k in shot_keys} - set(datasets), key=dataset_key)
+    columns = ["Method", "Pretrain"]
+    columns += [f"{dataset_name(d)} K={k}" for d in datasets for k in FEW_SHOT_K]
+    cells, sources = [], []
+
+    grid: dict[tuple, dict[tuple[str, int], float | None]] = {}
+    entries: dict[tuple, Any] = {}
+    for cell in inputs.reported.few_shot:
+        row_id = (table_key(cell.source.paper, cell.source.table), row_key(cell))
+        grid.setdefault(row_id, {})[(cell.dataset, cell.k)] = cell.top1
+        entries.setdefault(row_id, cell)
+    tables: list[str] = []  # the reported tables, in paper order
+    for row_id in sorted(grid):
+        e = entries[row_id]
+        name = f"{PAPER_NAMES[e.source.paper]} {e.source.table}"
+        if name not in tables:
+            tables.append(name)
+        row = [_few_shot_method(e.method, e.variant), e.pretrain or "-"]
+        row += [printed(grid[row_id].get((d, k)), 1) for d in datasets for k in FEW_SHOT_K]
+        cells.append(row)
+        sources.append(_reported_source(e))
+
+    notes = [
+        "Top-1 (%) after training on K videos per class. Reported rows: "
+        + (", ".join(tables) if tables else "none")
+        + " in printed order ('-' where the paper prints none). Ours (cvbench rows): run "
+        "records with `shots`, one row per (method, preset); a cell is the mean over splits "
+        "1-3 when all were run, else the split the note below names.",
+    ]
+    groups = sorted(
+        {(k[0], k[1]) for k in shot_keys},
+        key=lambda g: (inputs.method_key(g[0]), g[0], preset_key(g[1])),
+    )
+    for method, preset in groups:
+        used: list[Record] = []
+        labels: set[str] = set()
+        values = []
+        for d in datasets:
+            for k in FEW_SHOT_K:
+                acc = accuracy_over_splits(inputs.runs_by_split(method, preset, d, k))
+                values.append(percent(acc.top1) if acc else "n/a")
+                if acc:
+                    used += acc.records
+                    labels.add(acc.label)
+        cells.append([f"{method} (cvbench, {preset} preset)", weights_cell(used), *values])
+        sources.append(_sources(used))
+        notes.append(f"`{method}` {preset} preset: {'; '.join(sorted(labels))}.")
+    if not groups:
+        notes.append("No K-shot run records (`shots`) yet: only the reported grid is shown.")
+    frame = pd.DataFrame(cells, columns=columns, dtype=object)
+    return Table("few_shot", "K-shot top-1", [Block(None, frame, sources)], notes)
+
+
+# --------------------------------------------------------------------------- writers
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "×": r"$\times$",
+    "±": r"$\pm$",
+    "β": r"$\beta$",
+    "λ": r"$\lambda$",
+    "–": "--",
+    "−": "-",
+    "≤": r"$\leq$",
+}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped; Markdown `code` spans -> \\texttt."""
+    parts = " ".join(str(text).split()).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: keep it as text
+        parts = [" ".join(str(text).split()).replace("`", "'")]
+    out = []
+    for i, part in enumerate(parts):
+        escaped = _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], part)
+        out.append(f"\\texttt{{{escaped}}}" if i % 2 else escaped)
+    return "".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", r"\|")
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"# {table.title}", "", HEADER, ""]
+    for block in table.blocks:
+        if block.title:
+            lines += [f"## {block.title}", ""]
+        header = [_md_cell(c) for c in block.frame.columns]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        for values in block.frame.itertuples(index=False):
+            lines.append("| " + " | ".join(_md_cell(v) for v in values) + " |")
+        lines.append("")
+        if block.notes:
+            lines += [f"- {_md_cell(n)}" for n in block.notes]
+            lines.append("")
+    if table.notes:
+        lines += ["Notes:", ""] + [f"- {_md_cell(n)}" for n in table.notes] + [""]
+    return "\n".join(lines)
+
+
+def to_csv(table: Table) -> str:
+    """All blocks' rows (with a Block column when there are several) and a Sources column."""
+    frames = []
+    for block in table.blocks:
+        frame = block.frame.copy()
+        if len(table.blocks) > 1:
+            frame.insert(0, "Block", block.title or "")
+        frame["Sources"] = block.sources
+        frames.append(frame)
+    out = io.StringIO()
+    pd.concat(frames, ignore_index=True).to_csv(
+        out, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL
+    )
+    return out.getvalue()
+
+
+# a tabular wider than this many characters (widest cells plus ~2 of padding per column) is
+# scaled down to \textwidth (about 95 characters of 10 pt text)
+LATEX_FIT_CHARS = 95
+
+
+def _text_width(frame: pd.DataFrame) -> int:
+    """Characters of the widest cell (header included) of each column, added up."""
+    return sum(
+        max([len(str(column)), *(len(" ".join(str(v).split())) for v in frame[column])])
+        for column in frame.columns
+    )
+
+
+def to_latex(table: Table) -> str:
+    lines = [
+        f"% {table.title}",
+        f"% {HEADER}",
+        "% needs \\usepackage{booktabs} (and graphicx for wide tables)",
+    ]
+    for block in table.blocks:
+        n = len(block.frame.columns)
+        wide = n > 9 or _text_width(block.frame) + 2 * n > LATEX_FIT_CHARS
+        lines += ["\\begin{table}[t]", "\\centering"]
+        lines.append(f"\\caption{{{latex_escape(block.title or table.title)}}}")
+        if wide:
+            lines.append("\\resizebox{\\textwidth}{!}{%")
+        lines.append(f"\\begin{{tabular}}{{{'l' * n}}}")
+        lines.append("\\toprule")
+        lines.append(" & ".join(latex_escape(str(c)) for c in block.frame.columns) + " \\\\")
+        lines.append("\\midrule")
+        for values in block.frame.itertuples(index=False):
+            lines.append(" & ".join(latex_escape(v) for v in values) + " \\\\")
+        lines.append("\\bottomrule")
+        lines.append("\\end{tabular}" + ("}" if wide else ""))
+        for note in [*block.notes, *(table.notes if block is table.blocks[-1] else [])]:
+            lines.append(f"\\par\\footnotesize {latex_escape(note)}")
+        lines += ["\\end{table}", ""]
+    return "\n".join(lines)
+
+
+def write_table(table: Table, out_dir: str | Path) -> list[Path]:
+    """``<name>.md``, ``.csv`` and ``.tex`` under ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, text in (
+        (".md", to_markdown(table)),
+        (".csv", to_csv(table)),
+        (".tex", to_latex(table)),
+    ):
+        path = out / f"{table.name}{suffix}"
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- entry points
+
+# the tables, in the order they are written and listed
+TABLE_BUILDERS = (
+    main_table,
+    cost_table,
+    synthetic_table,
+    timing_table,
+    splits_table,
+    few_shot_table,
+)
+
+
+def build_tables(inputs: Inputs) -> list[Table]:
+    return [build(inputs) for build in TABLE_BUILDERS]
+
+
+def render_all(
+    runs_dir: str | Path = "results/runs",
+    reported_path: str | Path = REPORTED_PATH,
+    tables_dir: str | Path = TABLES_DIR,
+    figures_dir: str | Path | None = None,
+    inputs: Inputs | None = None,
+) -> list[Path]:
+    """Write every table (md, csv, tex) under ``tables_dir`` and, when ``figures_dir`` is
+    given, every figure (png, pdf) under it; return the paths written, tables first."""
+    inputs = inputs or load_inputs(runs_dir, reported_path)
+    written = [p for table in build_tables(inputs) for p in write_table(table, tables_dir)]
+    if figures_dir is not None:
+        from cvbench.figures import render_figures
+
+        written += render_figures(inputs, figures_dir)
+    return written
+
+
+def check_tables(
+    runs_dir: str | Path = "results/runs",
+    reported_path: str | Path = REPORTED_PATH,
+    tables_dir: str | Path = TABLES_DIR,
+    context_lines: int = 20,
+) -> list[str]:
+    """Regenerate the tables in a temporary folder and compare the text outputs (md, csv,
+    tex) with those in ``tables_dir`` byte for byte. Returns one problem per differing,
+    missing or stale file (a unified diff excerpt for a differing one); empty when up to
+    date. Figures are not compared."""
+    committed = Path(tables_dir)
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="cvbench-tables-") as tmp:
+        fresh = render_all(runs_dir, reported_path, tmp)
+        names = {p.name for p in fresh}
+        for path in fresh:
+            old = committed / path.name
+            if not old.is_file():
+                problems.append(f"{old}: missing (run `cvbench table` to write it)")
+                continue
+            new_text = path.read_bytes()
+            old_text = old.read_bytes()
+            if new_text == old_text:
+                continue
+            diff = list(
+                difflib.unified_diff(
+                    old_text.decode("utf-8", "replace").splitlines(),
+                    new_text.decode("utf-8", "replace").splitlines(),
+                    fromfile=f"{old} (committed)",
+                    tofile=f"{old} (regenerated)",
+                    lineterm="",
+                )
+            )
+            excerpt = diff[:context_lines] + (["..."] if len(diff) > context_lines else [])
+            problems.append(f"{old}: differs from the regenerated table\n" + "\n".join(excerpt))
+        if committed.is_dir():
+            for old in sorted(committed.iterdir(), key=lambda p: p.name):
+                if old.suffix in TEXT_SUFFIXES and old.name not in names:
+                    problems.append(f"{old}: stale (no table of that name is generated)")
+    return problems

@@ -1,0 +1,659 @@
+"""`cvbench table`: records checked field by field, tables rebuilt byte for byte, --check.
+
+Records are written into tmp_path by the tests; the papers' numbers are the committed
+results/reported.yaml (TCAR-Net Table 1 row 16: 544.85 GFLOPs, 37.9 M tunable, 74.3 HMDB51,
+96.0 UCF101).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cvbench.cli import main
+from cvbench.records import load_records, pick_latest
+from cvbench.run import write_json_atomic
+from cvbench.tables import (
+    check_tables,
+    latex_escape,
+    load_inputs,
+    render_all,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTED = ROOT / "results" / "reported.yaml"
+RUNS = ROOT / "results" / "runs"
+
+
+# --------------------------------------------------------------------------- record makers
+
+
+def run_record(
+    method: str = "coviar",
+    *,
+    preset: str = "tiny",
+    dataset: str = "synthetic",
+    split: int = 1,
+    top1: float = 0.5,
+    created: str = "2026-01-01T00:00:00+00:00",
+    shots: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    record = {
+        "kind": "run",
+        "run_id": f"{method}-{preset}-{dataset}-s{split}",
+        "method": method,
+        "preset": preset,
+        "dataset": dataset,
+        "split": split,
+        "seed": 0,
+        "created": created,
+        "code_version": "0.1.0+test",
+        "pretrained": [{"option": "pretrained", "weights": "none"}],
+        "metrics": {
+            "top1": top1,
+            "top5": 0.9,
+            "mean_class": top1,
+            "test_videos": 50,
+            "views_per_video": 1.0,
+        },
+        "total_params": 2_000_000,
+        "tunable_params": 1_000_000,
+        "views": 1,
+        "timings": {"train_s": 10.0, "test_s": 1.0},
+        "epochs": 3,
+    }
+    if shots is not None:
+        record["shots"] = shots
+    record.update(extra)
+    return record
+
+
+def comparison(
+    quantity: str,
+    reported: float,
+    ours: float,
+    key: str,
+    within: bool,
+    gap: str | None,
+    source: str,
+) -> dict[str, Any]:
+    return {
+        "quantity": quantity,
+        "reported": reported,
+        "ours": ours,
+        "ours_key": key,
+        "diff_pct": round(100 * (ours / reported - 1), 4),
+        "tolerance_pct": 5.0,
+        "within_tolerance": within,
+        "gap": gap,
+        "source": source,
+    }
+
+
+def tcar_cost() -> dict[str, Any]:
+    """A hand-made cost record: the paper's GFLOPs counted attention-blind (541.4 vs 544.85,
+    -0.63 %, within 5 %), tunable 37.83 M vs 37.9 M, total with a documented gap."""
+    return {
+        "kind": "cost",
+        "method": "tcar",
+        "preset": "paper",
+        "code_version": "0.1.0+test",
+        "created": "2026-01-01T00:00:00+00:00",
+        "total_params": 187_000_000,
+        "tunable_params": 37_830_000,
+        "gmacs_per_view": 843.7,
+        "views": 1,
+        "gmacs_all_views": 843.7,
+        "attention_blind_gmacs_per_view": 541.4,
+        "comparison": [
+            comparison(
+                "gflops",
+                544.85,
+                541.4,
+                "attention_blind_gmacs_per_view",
+                True,
+                None,
+                "tcar_net.txt Table 1 row 16",
+            ),
+            comparison(
+                "tunable_params",
+                37_900_000,
+                37_830_000,
+                "tunable_params",
+                True,
+                None,
+                "tcar_net.txt Table 1 row 16",
+            ),
+            comparison(
+                "total_params",
+                359_910_000,
+                187_000_000,
+                "total_params",
+                False,
+                "the paper counts both CLIP towers twice",
+                "tcar_net.txt Table 1 row 16",
+            ),
+        ],
+    }
+
+
+def timing_record(method: str, device: str = "cpu", preprocess: float = 10.0) -> dict[str, Any]:
+    return {
+        "kind": "timing",
+        "method": method,
+        "preset": "tiny",
+        "device": device,
+        "created": "2026-01-01T00:00:00+00:00",
+        "code_version": "0.1.0+test",
+        "clip": {"file": "bikes.m4v"},
+        "sampling": {"kind": "segments"},
+        "views": 1,
+        "repeats": 3,
+        "warmup": 1,
+        "threads": 1,
+        "preprocess_ms": preprocess,
+        "inference_ms": 20.0,
+        "full_ms": preprocess + 20.5,
+        "notes": "test",
+    }
+
+
+def write(folder: Path, name: str, record: dict[str, Any]) -> Path:
+    path = folder / name
+    write_json_atomic(path, record)
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    folder = tmp_path / "runs"
+    write(folder, "coviar-a.json", run_record("coviar", top1=0.24))
+    write(folder, "stm-a.json", run_record("stm", top1=0.48))
+    return folder
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_malformed_records_are_reported_and_the_rest_render(tmp_path: Path, runs: Path, capsys):
+    (runs / "broken.json").write_text("{not json")
+    missing = run_record("meaci")
+    del missing["metrics"]
+    write(runs, "missing.json", missing)
+    write(runs, "wrong-type.json", run_record("tcar", top1="high"))
+    write(runs, "out-of-range.json", run_record("cvpt", top1=1.5))
+    write(runs, "unknown-kind.json", {**run_record("iframe"), "kind": "sweep"})
+    bad_cost = tcar_cost()
+    bad_cost["comparison"][1]["within_tolerance"] = "yes"
+    write(runs, "cost-bad.json", bad_cost)
+
+    records = load_records(runs)
+    found = {(p.file, p.field) for p in records.problems}
+    assert ("broken.json", None) in found
+    assert ("missing.json", "metrics") in found
+    assert ("wrong-type.json", "metrics.top1") in found
+    assert ("out-of-range.json", "metrics.top1") in found
+    assert ("unknown-kind.json", "kind") in found
+    assert ("cost-bad.json", "comparison[1].within_tolerance") in found
+    assert sorted(r.file for r in records.runs) == ["coviar-a.json", "stm-a.json"]
+    assert records.costs == []
+
+    out = tmp_path / "tables"
+    assert main(["table", "--runs", str(runs), "--out", str(out), "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "missing.json: metrics: missing" in printed
+    assert "wrong-type.json: metrics.top1:" in printed
+    assert "broken.json: (file): not readable JSON" in printed
+    rows = read_csv(out / "splits.csv")
+    assert [(r["Method"], r["Split 1"]) for r in rows] == [("stm", "48.0"), ("coviar", "24.0")]
+
+
+def test_old_run_records_without_kind_are_runs(tmp_path: Path):
+    record = run_record()
+    del record["kind"]
+    write(tmp_path, "old.json", record)
+    records = load_records(tmp_path)
+    assert records.problems == [] and records.runs[0].kind == "run"
+
+
+def test_pick_latest_created_then_file_name(tmp_path: Path):
+    write(tmp_path, "a.json", run_record(top1=0.1, created="2026-01-02T00:00:00+00:00"))
+    write(tmp_path, "b.json", run_record(top1=0.2, created="2026-01-01T00:00:00+00:00"))
+    write(tmp_path, "c.json", run_record(top1=0.3, created="2026-01-02T00:00:00"))  # no zone: UTC
+    write(tmp_path, "d.json", run_record(top1=0.4, split=2))
+    picked = pick_latest(load_records(tmp_path).runs)
+    assert {k: r.file for k, r in picked.items()} == {
+        ("coviar", "tiny", "synthetic", 1, None): "c.json",  # tie with a.json: greater name
+        ("coviar", "tiny", "synthetic", 2, None): "d.json",
+    }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_render_twice_gives_identical_bytes(tmp_path: Path, runs: Path):
+    write(runs, "cost-tcar-paper.json", tcar_cost())
+    write(runs, "timing-coviar.json", timing_record("coviar"))
+    first = render_all(runs, REPORTED, tmp_path / "one")
+    second = render_all(runs, REPORTED, tmp_path / "two")
+    assert [p.name for p in first] == [p.name for p in second]
+    assert {p.suffix for p in first} == {".md", ".csv", ".tex"}
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_reproduced_vs_reported_difference(tmp_path: Path, runs: Path):
+    write(runs, "cost-tcar-paper.json", tcar_cost())
+    out = tmp_path / "tables"
+    render_all(runs, REPORTED, out)
+
+    rows = [r for r in read_csv(out / "main.csv") if r["Block"] == "TCAR-Net Table 1"]
+    kinds = [r["Kind"] for r in rows]
+    at = kinds.index("reproduced")
+    anchor, ours, diff = rows[at - 1], rows[at], rows[at + 1]
+    assert anchor["Method"] == "Ours ViT/B" and anchor["GFLOPs"] == "544.85"
+    assert ours["GFLOPs"] == "541.40"  # the convention the comparison names
+    assert ours["Tunable params (M)"] == "37.83"
+    assert diff["Kind"] == "diff"
+    assert diff["GFLOPs"] == "-3.45 (-0.6%)"  # 541.40 - 544.85, -0.63 %
+    assert diff["Tunable params (M)"] == "-0.07 (-0.2%)"
+    assert ours["UCF101"] == ours["HMDB51"] == "n/a"  # no run at the paper preset
+    assert diff["UCF101"] == "n/a"
+    assert "cost-tcar-paper.json" in ours["Sources"]
+    md = (out / "main.md").read_text()
+    assert "cost-tcar-paper.json compares against it" in md
+    assert "no run record of `tcar` at preset `paper` on ucf101: n/a" in md
+
+    rows = read_csv(out / "cost.csv")
+    tcar = {r["Quantity"]: r for r in rows if r["Method"] == "tcar"}
+    assert list(tcar) == ["tunable params (M)", "total params (M)", "GFLOPs"]  # quantity order
+    gflops = tcar["GFLOPs"]
+    assert gflops["Preset"] == "paper"
+    assert gflops["Reported"] == "544.85 (TCAR-Net Table 1 row 16)"
+    assert gflops["Ours"] == "541.40"
+    assert gflops["Counted as"] == "attention-blind GMACs per view"
+    assert (gflops["Diff (%)"], gflops["Tol. (%)"], gflops["Verdict"]) == ("-0.6", "5.0", "ok")
+    assert gflops["Sources"] == ("cost-tcar-paper.json; reported.yaml: tcar_net.txt Table 1 row 16")
+    assert tcar["tunable params (M)"]["Reported"] == "37.90 (TCAR-Net Table 1 row 16)"
+    # a documented gap: a numbered footnote, the reason under the table, not in the cell
+    assert tcar["total params (M)"]["Verdict"] == "documented gap [1]"
+    md = (out / "cost.md").read_text()
+    assert "- [1] the paper counts both CLIP towers twice" in md
+    assert "| documented gap [1] |" in md and "CLIP towers twice |" not in md
+    # methods without a cost record: one row each, in registry order after tcar's
+    others = [(r["Method"], r["Verdict"]) for r in rows if r["Method"] != "tcar"]
+    assert [m for m, _ in others] == ["cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert all(v.startswith("no cost record [") for _, v in others)
+
+    by_method = {r["Method"]: r for r in read_csv(out / "synthetic.csv")}
+    # one row per registered method: the papers' five, then the baselines
+    assert list(by_method) == ["tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert by_method["stm"]["Top-1 (%)"] == "48.0"
+    assert by_method["stm"]["Tunable params (M)"] == "1.000"
+    assert by_method["tcar"]["Top-1 (%)"] == "n/a"  # no synthetic run
+
+
+def test_a_failing_comparison_without_a_gap_is_fail(tmp_path: Path):
+    cost = tcar_cost()
+    cost["comparison"][0].update(within_tolerance=False, gap=None)
+    write(tmp_path / "runs", "cost.json", cost)
+    render_all(tmp_path / "runs", REPORTED, tmp_path / "tables")
+    rows = read_csv(tmp_path / "tables" / "cost.csv")
+    tcar = next(r for r in rows if r["Method"] == "tcar" and r["Quantity"] == "GFLOPs")
+    assert tcar["Verdict"] == "FAIL"
+
+
+def test_split_mean_only_with_three_splits(tmp_path: Path):
+    runs = tmp_path / "runs"
+    for split, top1 in ((1, 0.90), (2, 0.92), (3, 0.97)):
+        write(
+            runs,
+            f"tcar-ucf-{split}.json",
+            run_record("tcar", preset="paper", dataset="ucf101", split=split, top1=top1),
+        )
+    for split, top1 in ((1, 0.70), (2, 0.72)):
+        write(
+            runs,
+            f"tcar-hmdb-{split}.json",
+            run_record("tcar", preset="paper", dataset="hmdb51", split=split, top1=top1),
+        )
+    out = tmp_path / "tables"
+    render_all(runs, REPORTED, out)
+
+    rows = {r["Dataset"]: r for r in read_csv(out / "splits.csv")}
+    assert [rows["UCF101"][f"Split {s}"] for s in (1, 2, 3)] == ["90.0", "92.0", "97.0"]
+    assert rows["UCF101"]["Mean"] == "93.0"
+    assert [rows["HMDB51"][f"Split {s}"] for s in (1, 2, 3)] == ["70.0", "72.0", ""]
+    assert rows["HMDB51"]["Mean"] == ""
+    assert list(rows) == ["UCF101", "HMDB51"]
+
+    main_rows = [r for r in read_csv(out / "main.csv") if r["Block"] == "TCAR-Net Table 1"]
+    ours = next(r for r in main_rows if r["Kind"] == "reproduced")
+    diff = next(r for r in main_rows if r["Kind"] == "diff")
+    assert ours["UCF101"] == "93.0"  # mean of the 3 splits
+    assert ours["HMDB51"] == "70.0 (split 1)"  # only 2 of 3: the lowest split, said so
+    assert diff["UCF101"] == "-3.0 (-3.1%)"  # 93.0 - 96.0
+    assert ours["Pretrain"] == "none (random)"
+
+
+def test_timing_rows_reported_first_then_ours_in_registry_order(tmp_path: Path):
+    runs = tmp_path / "runs"
+    write(runs, "t-pixel.json", timing_record("pixel", preprocess=80.0))
+    write(runs, "t-coviar.json", timing_record("coviar"))
+    write(runs, "t-tcar.json", timing_record("tcar", device="NVIDIA H100"))
+    render_all(runs, REPORTED, tmp_path / "tables")
+    rows = read_csv(tmp_path / "tables" / "timing.csv")
+    sources = [r["Source"] for r in rows]
+    n_reported = sum(s.startswith("reported") for s in sources)
+    assert n_reported == 7 and all(s == "measured" for s in sources[n_reported:])
+    assert rows[0]["Method"] == "ActionCLIP[17]" and rows[0]["Pre-processing (ms)"] == "41.51"
+    assert [r["Method"] for r in rows[n_reported:]] == ["tcar", "coviar", "pixel"]
+    assert rows[-1]["Full pipeline (ms)"] == "100.50"
+    assert rows[-1]["Setup"] == "segments; 1 view; 3 repeats; 1 thread"
+    md = (tmp_path / "tables" / "timing.md").read_text()
+    assert md.count("bikes.m4v") == 1  # the clip: once, in a note
+    assert "Every measured row times one clip: `bikes.m4v`" in md
+
+
+def test_timing_clips_are_numbered_when_there_are_several(tmp_path: Path):
+    runs = tmp_path / "runs"
+    write(runs, "t-coviar.json", timing_record("coviar"))
+    write(runs, "t-stm.json", {**timing_record("stm"), "clip": {"file": "other.m4v"}})
+    render_all(runs, REPORTED, tmp_path / "tables")
+    rows = read_csv(tmp_path / "tables" / "timing.csv")
+    # numbered in row order: stm (a paper's method) before coviar (a baseline)
+    setups = {r["Method"]: r["Setup"] for r in rows if r["Source"] == "measured"}
+    assert setups == {
+        "stm": "segments; 1 view; 3 repeats; 1 thread; clip [1]",
+        "coviar": "segments; 1 view; 3 repeats; 1 thread; clip [2]",
+    }
+    md = (tmp_path / "tables" / "timing.md").read_text()
+    assert "- [1] Clip `other.m4v`." in md and "- [2] Clip `bikes.m4v`." in md
+
+
+def test_few_shot_runs_beside_the_reported_grid(tmp_path: Path):
+    runs = tmp_path / "runs"
+    write(
+        runs, "k2.json", run_record("tpclip", preset="paper", dataset="hmdb51", shots=2, top1=0.5)
+    )
+    write(
+        runs, "k4.json", run_record("tpclip", preset="paper", dataset="hmdb51", shots=4, top1=0.6)
+    )
+    render_all(runs, REPORTED, tmp_path / "tables")
+    rows = read_csv(tmp_path / "tables" / "few_shot.csv")
+    assert len(rows) == 16  # 15 printed rows + ours
+    assert rows[0]["Method"] == "STM" and rows[0]["HMDB51 K=2"] == "35.8"
+    assert rows[11]["Method"] == "Baseline (no TP, no beta, no CN.Branch)"
+    assert rows[12]["Method"] == "Ours (TP)"  # method and variant in one cell
+    ours = rows[-1]
+    assert ours["Method"] == "tpclip (cvbench, paper preset)"
+    assert ours["Pretrain"] == "none (random)"
+    assert (ours["HMDB51 K=2"], ours["HMDB51 K=4"], ours["HMDB51 K=8"]) == ("50.0", "60.0", "n/a")
+    assert ours["Sources"] == "k2.json; k4.json"
+    assert "`tpclip` paper preset: split 1." in (tmp_path / "tables" / "few_shot.md").read_text()
+    # K-shot runs stay out of the full-training tables
+    assert read_csv(tmp_path / "tables" / "splits.csv") == []
+
+
+def test_comparison_parameters_in_counts_or_millions_show_the_same(tmp_path: Path):
+    shown = []
+    for unit in (1, 1e-6):  # counts (method_cost's unit), or millions
+        cost = tcar_cost()
+        for entry in cost["comparison"][1:]:
+            entry["reported"] *= unit
+            entry["ours"] *= unit
+        runs = tmp_path / f"runs-{unit}"
+        write(runs, "cost.json", cost)
+        render_all(runs, REPORTED, tmp_path / f"tables-{unit}")
+        rows = {
+            r["Quantity"]: r
+            for r in read_csv(tmp_path / f"tables-{unit}" / "cost.csv")
+            if r["Method"] == "tcar"
+        }
+        shown.append((rows["tunable params (M)"]["Reported"], rows["total params (M)"]["Ours"]))
+    assert shown == [("37.90 (TCAR-Net Table 1 row 16)", "187.00")] * 2
+
+
+def test_cost_rows_share_footnotes_and_cover_uncompared_methods(tmp_path: Path):
+    runs = tmp_path / "runs"
+    coviar = {
+        **tcar_cost(),
+        "method": "coviar",
+        "views": 10,
+        "gmacs_all_views": 3774.9,
+        "comparison": [
+            comparison("gflops", 1222, 3774.9, "gmacs_all_views", False, "81 triples", source)
+            for source in ("tcar_net.txt Table 1 row 12", "cvpt.txt Table 1 row 12")
+        ],
+    }
+    write(runs, "cost-coviar-paper.json", coviar)
+    stm = {**tcar_cost(), "method": "stm", "comparison": [], "unreported": "header lost"}
+    write(runs, "cost-stm-paper.json", stm)
+    write(runs, "cost-iframe-paper.json", {**tcar_cost(), "method": "iframe", "comparison": []})
+    tiny = {**tcar_cost(), "preset": "tiny", "comparison": []}
+    write(runs, "cost-tcar-tiny.json", tiny)
+    render_all(runs, REPORTED, tmp_path / "tables")
+
+    rows = read_csv(tmp_path / "tables" / "cost.csv")
+    coviar_rows = [r for r in rows if r["Method"] == "coviar"]
+    assert [r["Reported"] for r in coviar_rows] == [
+        "1222.00 (TCAR-Net Table 1 row 12)",
+        "1222.00 (CVPT Table 1 row 12)",
+    ]
+    assert {r["Counted as"] for r in coviar_rows} == {"GMACs x 10 views"}
+    assert {r["Verdict"] for r in coviar_rows} == {"documented gap [3]"}  # one reason, one note
+    by_method = {r["Method"]: r for r in rows}
+    # no comparison: one row of our paper-preset counts; the reason where the record gives one
+    stm_row = by_method["stm"]
+    assert stm_row["Ours"] == "37.83 / 187.00 / 843.70"
+    assert stm_row["Reported"] == "-" and stm_row["Verdict"] == "no reported number [2]"
+    assert by_method["iframe"]["Verdict"] == "no reported number"
+    # a tiny cost record compares nothing and is not listed: tcar lacks its paper-preset record
+    assert [r["Preset"] for r in rows if r["Method"] == "tcar"] == ["paper"]
+    missing = ["tcar", "cvpt", "meaci", "tpclip"]
+    assert [by_method[m]["Verdict"] for m in missing] == ["no cost record [1]"] * 4
+    md = (tmp_path / "tables" / "cost.md").read_text()
+    assert "- [2] header lost" in md and "- [3] 81 triples" in md
+    assert md.count("81 triples") == 1 and md.count("No cost record at preset") == 1
+
+
+def test_synthetic_rows_weights_marks_and_the_records_chosen(tmp_path: Path):
+    runs = tmp_path / "runs"
+    data = {"data": {"num_classes": 10}}
+    write(runs, "iframe.json", run_record("iframe", top1=0.20, **data))
+    write(runs, "stm.json", run_record("stm", top1=0.48, **data))
+    write(runs, "coviar.json", run_record("coviar", top1=0.20, **data))  # = iframe: marked
+    write(runs, "meaci.json", run_record("meaci", top1=0.08, **data))  # below chance too
+    # the latest record wins; a K-shot record is never shown here
+    write(runs, "cvpt-old.json", run_record("cvpt", top1=0.9, **data))
+    write(
+        runs,
+        "cvpt-new.json",
+        run_record("cvpt", top1=0.3, created="2026-02-01T00:00:00+00:00", **data),
+    )
+    write(
+        runs,
+        "cvpt-shots.json",
+        run_record("cvpt", top1=0.99, shots=4, created="2026-03-01T00:00:00+00:00", **data),
+    )
+    pretraining = {
+        "weights": "synthetic",
+        "paths": {"pretrained": "/cache/weights/abc/open_clip.pt"},
+        "corpus": {"dataset": "synthetic", "seed": 1, "videos_per_class": 16},
+        "pretrain": {"epochs": 40},
+        "final_metrics": {"train_loss": 0.12},
+    }
+    write(
+        runs,
+        "tcar.json",
+        run_record(
+            "tcar",
+            top1=0.6,
+            pretrained=[{"option": "pretrained", "weights": "/cache/weights/abc/open_clip.pt"}],
+            synthetic_pretraining=pretraining,
+            **data,
+        ),
+    )
+    write(
+        runs,
+        "tpclip.json",
+        run_record(
+            "tpclip", top1=0.7, pretrained=[{"option": "pretrained", "weights": "/w/real.pt"}]
+        ),
+    )
+    render_all(runs, REPORTED, tmp_path / "tables")
+
+    rows = {r["Method"]: r for r in read_csv(tmp_path / "tables" / "synthetic.csv")}
+    assert list(rows) == ["tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert rows["tcar"]["Weights"] == "synthetic CLIP"
+    assert rows["tpclip"]["Weights"] == "real.pt"
+    assert rows["stm"]["Weights"] == "none (random)"
+    assert rows["cvpt"]["Top-1 (%)"] == "30.0" and rows["cvpt"]["Sources"] == "cvpt-new.json"
+    assert rows["coviar"]["Top-1 (%)"] == "20.0 (≤ iframe)"
+    assert rows["meaci"]["Top-1 (%)"] == "8.0 (≤ iframe, ≤ chance)"
+    assert rows["iframe"]["Top-1 (%)"] == "20.0"  # the baseline is not marked against itself
+    assert rows["stm"]["Top-1 (%)"] == "48.0"
+    assert (rows["stm"]["Epochs"], rows["stm"]["Test videos"]) == ("3", "50")
+    assert rows["stm"]["Train time (s)"] == "10.0"
+    md = (tmp_path / "tables" / "synthetic.md").read_text()
+    assert "10 classes: chance is 10.0 % top-1" in md
+    assert (
+        "`tcar` synthetic CLIP: corpus: synthetic generator, seed 1, 16 videos per class; "
+        "40 epochs; final train_loss 0.12." in md
+    )
+    assert (
+        r"8.0 ($\leq$ iframe, $\leq$ chance)" in (tmp_path / "tables" / "synthetic.tex").read_text()
+    )
+
+
+def _markdown_widths(path: Path) -> list[int]:
+    """The column count of every Markdown table in ``path`` (from its header separators)."""
+    return [
+        line.count("|") - 1 for line in path.read_text().splitlines() if line.startswith("|---")
+    ]
+
+
+def test_no_markdown_table_is_wider_than_ten_columns(tmp_path: Path):
+    runs = tmp_path / "runs"
+    write(runs, "cost-tcar-paper.json", tcar_cost())
+    write(runs, "t-coviar.json", timing_record("coviar"))
+    write(runs, "k2.json", run_record("tpclip", dataset="hmdb51", shots=2))
+    write(runs, "run.json", run_record("stm"))
+    for folder in (runs, RUNS):
+        out = tmp_path / f"tables-{folder.parent.name}"
+        for path in render_all(folder, REPORTED, out):
+            if path.suffix == ".md":
+                widths = _markdown_widths(path)
+                assert widths and max(widths) <= 10, (path.name, widths)
+
+
+def test_latex_escapes_specials():
+    assert latex_escape("50% of a_b & c") == r"50\% of a\_b \& c"
+    assert latex_escape("run `cvbench table`") == r"run \texttt{cvbench table}"
+
+
+# --------------------------------------------------------------------------- --check
+
+
+def test_check_passes_on_fresh_output_and_names_an_edited_file(tmp_path: Path, runs: Path, capsys):
+    out = tmp_path / "tables"
+    args = ["table", "--runs", str(runs), "--out", str(out)]
+    assert main([*args, "--no-figures"]) == 0
+    assert check_tables(runs, REPORTED, out) == []
+    capsys.readouterr()
+    assert main([*args, "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+    edited = out / "splits.md"
+    edited.write_text(edited.read_text().replace("48.0", "49.0"))
+    problems = check_tables(runs, REPORTED, out)
+    assert len(problems) == 1 and str(edited) in problems[0]
+    assert "-| stm | tiny | Synthetic | 49.0" in problems[0]
+    assert main([*args, "--check"]) == 1
+    assert str(edited) in capsys.readouterr().out
+
+    edited.unlink()
+    (out / "old.csv").write_text("x\n")
+    (out / "reproduced.md").write_text("x\n")  # the table cost + synthetic replaced
+    problems = check_tables(runs, REPORTED, out)
+    assert any("splits.md: missing" in p for p in problems)
+    assert any("old.csv: stale" in p for p in problems)
+    assert any("reproduced.md: stale" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_figures_are_written(tmp_path: Path, runs: Path):
+    write(runs, "cost-tcar-paper.json", tcar_cost())
+    write(runs, "tcar-ucf.json", run_record("tcar", preset="paper", dataset="ucf101", top1=0.95))
+    write(runs, "t-coviar.json", timing_record("coviar"))
+    figures = tmp_path / "figures"
+    written = render_all(runs, REPORTED, tmp_path / "tables", figures)
+    made = sorted(p.name for p in written if p.parent == figures)
+    assert made == ["accuracy_vs_gflops.pdf", "accuracy_vs_gflops.png", "timing.pdf", "timing.png"]
+    for name in made:
+        assert (figures / name).stat().st_size > 1000, name
+
+    from cvbench.figures import accuracy_points
+
+    ours = [p for p in accuracy_points(load_inputs(runs, REPORTED)) if p.paper is None]
+    assert [(p.label, p.dataset, p.gflops, p.anchor) for p in ours] == [
+        ("tcar", "ucf101", 541.4, (544.85, 96.0))
+    ]
+
+
+def test_the_synthetic_panel_has_our_tiny_points_chance_and_apart_labels(tmp_path: Path):
+    from cvbench.figures import _place_labels, accuracy_points, chance_by_dataset, plt
+
+    runs = tmp_path / "runs"
+    data = {"data": {"num_classes": 10}}
+    for method, gmacs in (("tcar", 0.0307), ("tpclip", 0.0267), ("cvpt", 0.0309)):
+        cost = {**tcar_cost(), "method": method, "preset": "tiny", "comparison": []}
+        write(runs, f"cost-{method}-tiny.json", {**cost, "gmacs_per_view": gmacs})
+        write(runs, f"{method}.json", run_record(method, top1=0.1, **data))
+    inputs = load_inputs(runs, REPORTED)
+    ours = [p for p in accuracy_points(inputs) if p.paper is None]
+    assert [(p.method, p.preset, p.dataset, p.gflops, p.top1) for p in ours] == [
+        ("tcar", "tiny", "synthetic", 0.0307, 10.0),
+        ("cvpt", "tiny", "synthetic", 0.0309, 10.0),
+        ("tpclip", "tiny", "synthetic", 0.0267, 10.0),
+    ]
+    assert chance_by_dataset(inputs) == {"synthetic": 10.0}
+
+    # three points at one accuracy, two of them nearly on top of each other: no label overlaps
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    ax.scatter([p.gflops for p in ours], [p.top1 for p in ours])
+    ax.set_xscale("log")
+    fig.tight_layout()
+    fig.canvas.draw()
+    _place_labels(fig, ax, ours, [p.method for p in ours])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    plt.close(fig)
+    assert len(boxes) == 3
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+# --------------------------------------------------------------------------- the committed records
+
+
+def test_the_committed_records_render(tmp_path: Path):
+    records = load_records(RUNS)
+    assert records.problems == [], [str(p) for p in records.problems]
+    assert records.runs, "results/runs/ holds the tiny-preset run records"
+    written = render_all(RUNS, REPORTED, tmp_path / "tables")
+    assert len(written) == 18 and all(p.stat().st_size > 0 for p in written)
+    sources = " ".join(r["Sources"] for r in read_csv(tmp_path / "tables" / "splits.csv"))
+    for record in pick_latest(records.runs).values():
+        if record.get("shots") is None:
+            assert record.file in sources
