@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml setup.py datamodules/_accel.c
 
 demo: setup
 	$(BIN)/cvbench run --method coviar --dataset synthetic --epochs 12
+	$(BIN)/cvbench table
 
 test: setup
 	$(BIN)/python -m pytest -q
