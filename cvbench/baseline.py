@@ -7,6 +7,10 @@ fixed epochs and batches, seed 0, one thread, CPU, outputs in a temporary direct
 * ``train_loss``: the mean training loss of the last epoch (the method's own objective);
 * ``test_loss``: the mean cross-entropy of the trained model's logits over the test views;
 * ``top1`` / ``mean_class``: the run record's multi-view test accuracies (fractions);
+* ``weight_change``: ``||theta_end - theta_start|| / ||theta_start||`` over the trainable
+  parameters: how far training moved them. It catches what the losses of models that
+  barely leave chance in a few steps cannot (a learning rate of 0, a frozen part that should
+  train, a skipped optimiser step);
 * ``tunable_params`` / ``total_params``: the tiny preset's parameter counts.
 
 The committed baselines are ``results/baselines/<method>.json`` (values, tolerances, the
@@ -36,7 +40,15 @@ from typing import Any
 
 BASELINES_DIR = Path(__file__).resolve().parents[1] / "results" / "baselines"
 # metrics in the order they are stored and reported
-METRICS = ("train_loss", "test_loss", "top1", "mean_class", "tunable_params", "total_params")
+METRICS = (
+    "train_loss",
+    "test_loss",
+    "top1",
+    "mean_class",
+    "weight_change",
+    "tunable_params",
+    "total_params",
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "test_loss": Tolerance("relative", 0.05),
     "top1": Tolerance("absolute", 0.10),
     "mean_class": Tolerance("absolute", 0.10),
+    "weight_change": Tolerance("relative", 0.05),
     "tunable_params": Tolerance("exact"),
     "total_params": Tolerance("exact"),
 }
@@ -149,6 +162,17 @@ def _measure_callback() -> Any:
             self.test_loss_sum = 0.0
             self.test_views = 0
 
+        def on_train_start(self, trainer, pl_module) -> None:
+            self.start = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            end = [p.detach() for p in pl_module.parameters() if p.requires_grad]
+            moved = sum(
+                float((b - a).double().pow(2).sum()) for a, b in zip(self.start, end, strict=True)
+            )
+            size = sum(float(a.double().pow(2).sum()) for a in self.start)
+            self.weight_change = (moved / size) ** 0.5 if size else 0.0
+
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             self.train_losses.setdefault(trainer.current_epoch, []).append(float(loss))
@@ -200,6 +224,7 @@ def run_benchmark(
         "test_loss": round(measure.test_loss_sum / max(measure.test_views, 1), 6),
         "top1": round(float(metrics["top1"]), 6),
         "mean_class": round(float(metrics["mean_class"]), 6),
+        "weight_change": round(measure.weight_change, 6),
         "tunable_params": int(record["tunable_params"]),
         "total_params": int(record["total_params"]),
     }

@@ -232,6 +232,7 @@ FAKE = {
     "test_loss": 2.1,
     "top1": 0.5,
     "mean_class": 0.5,
+    "weight_change": 0.1,
     "tunable_params": 10,
     "total_params": 20,
 }
@@ -340,3 +341,13 @@ def test_check_fails_on_a_planted_regression(tmp_path: Path, monkeypatch, capsys
     assert "cvpt: train_loss changed from 2 to 3" in out
     assert "FAIL structural" in out and "FAIL benchmark" in out
     assert out.splitlines()[-1] == "FAIL"
+
+
+def test_a_learning_rate_of_zero_shows_in_the_weight_change() -> None:
+    """The models that barely leave chance in the benchmark's 40 steps keep their losses
+    within tolerance at lr 0 (README), but their weights do not move: weight_change 0."""
+    old = {"train_loss": 2.2889, "weight_change": 0.203743}
+    new = {"train_loss": 2.2905, "weight_change": 0.0}
+    deviations = bl.compare_values("stm", old, new, bl.TOLERANCES)
+    assert [d.metric for d in deviations] == ["weight_change"]
+    assert "stm" in deviations[0].message() and "0.203743" in deviations[0].message()
