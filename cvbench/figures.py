@@ -201,18 +201,8 @@ def _place_labels(fig: plt.Figure, ax: plt.Axes, ours: list[Point], labels: list
     for i, (p, text) in enumerate(zip(ours, labels, strict=True)):
         obstacles = placed + markers[:i] + markers[i + 1 :]
         chosen = None
-        for dx, dy, ha, va in _LABEL_SPOTS:
-            label = ax.annotate(
-                text,
-                (p.gflops, p.top1),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=7,
-                color=_OURS_COLOR,
-                zorder=5,
-            )
+        for spot in _LABEL_SPOTS:
+            label = _label(ax, text, (p.gflops, p.top1), spot)
             box = label.get_window_extent(renderer)
             inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
             if inside and not any(box.overlaps(o) for o in obstacles):
@@ -220,20 +210,26 @@ def _place_labels(fig: plt.Figure, ax: plt.Axes, ours: list[Point], labels: list
                 break
             label.remove()
         if chosen is None:  # crowded: the first spot, as it is
-            dx, dy, ha, va = _LABEL_SPOTS[0]
-            label = ax.annotate(
-                text,
-                (p.gflops, p.top1),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=7,
-                color=_OURS_COLOR,
-                zorder=5,
+            chosen = _label(ax, text, (p.gflops, p.top1), _LABEL_SPOTS[0]).get_window_extent(
+                renderer
             )
-            chosen = label.get_window_extent(renderer)
         placed.append(chosen)
+
+
+def _label(ax: Any, text: str, xy: tuple[float, float], spot: tuple) -> Any:
+    """One of our points' labels at ``spot`` (dx, dy in points, ha, va) from ``xy``."""
+    dx, dy, ha, va = spot
+    return ax.annotate(
+        text,
+        xy,
+        xytext=(dx, dy),
+        textcoords="offset points",
+        ha=ha,
+        va=va,
+        fontsize=7,
+        color=_OURS_COLOR,
+        zorder=5,
+    )
 
 
 def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:

@@ -23,7 +23,6 @@ import os
 import platform
 import random
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import lightning as L
 import numpy as np
 
 from cvbench import __version__
+from datamodules.encode import write_json_atomic as _write_json_atomic
 
 if TYPE_CHECKING:
     from methods.base import BaseMethod
@@ -115,16 +115,8 @@ def hardware() -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2, sort_keys=False, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A record file: JSON with 2-space indents, written atomically (the data layer's writer)."""
+    _write_json_atomic(path, record, indent=2)
 
 
 def run_id(spec: RunSpec, chash: str) -> str:
@@ -199,6 +191,32 @@ def _metrics(model: BaseMethod) -> dict[str, Any]:
         "test_videos": results.get("videos"),
         "views_per_video": results.get("views_per_video"),
     }
+
+
+def _provenance() -> dict[str, Any]:
+    """Which code made a record, when and on what."""
+    return {
+        "code_version": code_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "hardware": hardware(),
+    }
+
+
+def _results(model: BaseMethod) -> dict[str, Any]:
+    """A tested model's accuracies, parameter counts and test views per video."""
+    return {
+        "metrics": _metrics(model),
+        **model.parameter_counts(),
+        "views": model.data_spec.sampling.test_views,
+    }
+
+
+def _publish(trainer: L.Trainer, output: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+    """Rank 0 writes the record to ``output/<run id>.json`` and returns it; other ranks None."""
+    if not trainer.is_global_zero:
+        return None
+    write_json_atomic(output / f"{record['run_id']}.json", record)
+    return record
 
 
 def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any] | None:
@@ -321,24 +339,17 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         **identity,
         "config_hash": chash,
         "config_files": list(spec.config_files),
-        "code_version": code_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "hardware": hardware(),
+        **_provenance(),
         "pretrained": getattr(model, "pretrained", []),
         **({"synthetic_pretraining": synthetic} if synthetic else {}),
-        "metrics": _metrics(model),
-        **model.parameter_counts(),
-        "views": data_spec.sampling.test_views,
+        **_results(model),
         "timings": {"train_s": round(train_s, 2), "test_s": round(test_s, 2)},
         "epochs": spec.epochs,
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
         "checkpoint": str(last),
     }
-    if not trainer.is_global_zero:
-        return None
-    write_json_atomic(Path(spec.output) / f"{rid}.json", record)
-    return record
+    return _publish(trainer, Path(spec.output), record)
 
 
 class CheckpointError(ValueError):
@@ -524,20 +535,13 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
         "evaluated_from": str(path),
         "checkpoint_sha256": digest,
         "trained_run_id": metadata.get("run_id"),
-        "code_version": code_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "hardware": hardware(),
+        **_provenance(),
         "pretrained": metadata.get("pretrained", getattr(model, "pretrained", [])),
-        "metrics": _metrics(model),
-        **model.parameter_counts(),
-        "views": model.data_spec.sampling.test_views,
+        **_results(model),
         "timings": {"train_s": None, "test_s": round(test_s, 2)},
         "epochs": _trained_epochs(checkpoint),
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
         "checkpoint": str(path),
     }
-    if not trainer.is_global_zero:
-        return None
-    write_json_atomic(Path(spec.output) / f"{record['run_id']}.json", record)
-    return record
+    return _publish(trainer, Path(spec.output), record)

@@ -302,14 +302,16 @@ def _rate(value: Fraction | float | None) -> Fraction | None:
     return rate
 
 
-def write_json_atomic(path: str | Path, record: dict[str, Any]) -> None:
-    """Write ``record`` as JSON to ``path`` atomically (temp file beside it, then rename)."""
+def write_json_atomic(path: str | Path, record: dict[str, Any], indent: int = 1) -> None:
+    """Write ``record`` as JSON to ``path`` atomically (temp file beside it, then rename);
+    values JSON does not know (paths, dates) are written as their ``str``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as file:
-            json.dump(record, file, indent=1)
+            json.dump(record, file, indent=indent, default=str)
+            file.write("\n")
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

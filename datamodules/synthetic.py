@@ -160,9 +160,14 @@ class SyntheticConfig:
         return f"{name}/{name}_{index:03d}{self.encode_options().suffix}"
 
 
+def cache_home() -> Path:
+    """``$CVBENCH_CACHE``, default ``~/.cache/cvbench``: where generated data is kept."""
+    return Path(os.environ.get("CVBENCH_CACHE", "~/.cache/cvbench")).expanduser()
+
+
 def default_root() -> Path:
-    """``$CVBENCH_CACHE/synthetic`` (``CVBENCH_CACHE`` defaults to ``~/.cache/cvbench``)."""
-    return Path(os.environ.get("CVBENCH_CACHE", "~/.cache/cvbench")).expanduser() / "synthetic"
+    """``$CVBENCH_CACHE/synthetic`` (see :func:`cache_home`)."""
+    return cache_home() / "synthetic"
 
 
 def generate(

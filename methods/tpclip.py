@@ -325,6 +325,50 @@ def _chinese_text_config(config: TPCLIPConfig, vocab_size: int) -> Any:
     )
 
 
+def chinese_texts(
+    config: TPCLIPConfig, class_names: Sequence[str], lookup: dict[str, str] | None = None
+) -> list[str]:
+    """The Chinese text of each class: its dictionary entry (its English words when it has
+    none) in ``template_cn``."""
+    if lookup is None:
+        lookup = chinese_lookup(load_label_dictionary(config.label_dictionary))
+    return [
+        config.template_cn.format(lookup.get(label_key(n), english_label(n))) for n in class_names
+    ]
+
+
+def chinese_vocabulary(config: TPCLIPConfig, texts: Sequence[str] = ()) -> list[str]:
+    """A character vocabulary for a Chinese-CLIP directory made here (tests, synthetic
+    pretraining): the label dictionary, ``texts`` and lower-case ASCII."""
+    lookup = chinese_lookup(load_label_dictionary(config.label_dictionary))
+    return character_vocabulary([*lookup.values(), *texts, "abcdefghijklmnopqrstuvwxyz0123456789"])
+
+
+def chinese_clip_config(config: TPCLIPConfig, vocab_size: int) -> Any:
+    """A whole Hugging Face Chinese-CLIP config whose text tower has ``config``'s shape (what
+    ``pretrained_cn`` reads); the vision side, never used here, is the smallest valid one."""
+    from transformers import ChineseCLIPConfig
+
+    return ChineseCLIPConfig(
+        text_config=_chinese_text_config(config, vocab_size).to_dict(),
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 16,
+        },
+        projection_dim=config.embed_dim,
+    )
+
+
+def save_chinese_clip(model: nn.Module, vocab: Sequence[str], directory: Path) -> None:
+    """A Chinese-CLIP directory as ``pretrained_cn`` reads it: weights, config, vocab.txt."""
+    model.save_pretrained(str(directory))
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+
+
 def _chinese_clip_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     """The weights of a Hugging Face model directory (single file or sharded)."""
     for name in ("model.safetensors", "pytorch_model.bin"):
@@ -459,10 +503,7 @@ class TemporalPromptCLIP(nn.Module):
                 f"{', '.join(self.untranslated[:5])}): their English words are used",
                 stacklevel=2,
             )
-        self.chinese = [
-            c.template_cn.format(lookup.get(label_key(n), english))
-            for n, english in zip(class_names, self.english, strict=True)
-        ]
+        self.chinese = chinese_texts(c, class_names, lookup)
         dictionary_texts = list(lookup.values())
         self.cn = ChineseTextBranch(c, [*dictionary_texts, *self.chinese])
         self.load_records.append(self.cn.record)
@@ -763,37 +804,15 @@ class TemporalPromptCLIPMethod(BaseMethod):
         """Write an open_clip state dict and a Chinese-CLIP directory (config.json, weights
         by ``save_pretrained``, a vocab.txt covering the label dictionary and ASCII) for
         ``config``; return the overrides that load them."""
-        from transformers import ChineseCLIPConfig, ChineseCLIPModel
+        from transformers import ChineseCLIPModel
 
         directory = Path(directory)
         clip_path = directory / "open_clip_tiny.pt"
         torch.save(build_clip(config).state_dict(), clip_path)
 
-        lookup = chinese_lookup(load_label_dictionary(config.label_dictionary))
-        ascii_words = "abcdefghijklmnopqrstuvwxyz0123456789"
-        vocab = character_vocabulary([*lookup.values(), ascii_words])
-        cn_config = ChineseCLIPConfig(
-            text_config={
-                "vocab_size": len(vocab),
-                "hidden_size": config.cn_hidden,
-                "num_hidden_layers": config.cn_layers,
-                "num_attention_heads": config.cn_heads,
-                "intermediate_size": config.cn_intermediate,
-                "max_position_embeddings": config.cn_max_positions,
-            },
-            vision_config={
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 2,
-                "image_size": 32,
-                "patch_size": 16,
-            },
-            projection_dim=config.embed_dim,
-        )
+        vocab = chinese_vocabulary(config)
         cn_dir = directory / "chinese_clip"
-        ChineseCLIPModel(cn_config).save_pretrained(str(cn_dir))
-        (cn_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        save_chinese_clip(ChineseCLIPModel(chinese_clip_config(config, len(vocab))), vocab, cn_dir)
         return {"pretrained": str(clip_path), "pretrained_cn": str(cn_dir)}
 
 

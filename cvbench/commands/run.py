@@ -67,6 +67,24 @@ def _parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
     return out
 
 
+def add_device_options(p: argparse.ArgumentParser, num_nodes: bool) -> None:
+    """Lightning's device flags, the cache directory and the record folder (run and test)."""
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: cpu, gpu, auto")
+    p.add_argument("--devices", default="auto", help="Lightning devices: a count, a list, or auto")
+    if num_nodes:
+        p.add_argument(
+            "--num-nodes", type=int, default=1, help="Lightning num_nodes (multi-node DDP)"
+        )
+    p.add_argument(
+        "--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ..."
+    )
+    p.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
+    p.add_argument(
+        "--cache-dir", default=None, help="compressed-video cache directory (default: none)"
+    )
+    p.add_argument("--output", default=str(RUNS_DIR), help="where the run record is written")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
@@ -155,17 +173,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="seed of the K-shot draw (default: --seed)",
     )
-    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: cpu, gpu, auto")
-    p.add_argument("--devices", default="auto", help="Lightning devices: a count, a list, or auto")
-    p.add_argument("--num-nodes", type=int, default=1, help="Lightning num_nodes (multi-node DDP)")
-    p.add_argument(
-        "--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ..."
-    )
-    p.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
-    p.add_argument(
-        "--cache-dir", default=None, help="compressed-video cache directory (default: none)"
-    )
-    p.add_argument("--output", default=str(RUNS_DIR), help="where the run record is written")
+    add_device_options(p, num_nodes=True)
     p.add_argument(
         "--work-dir", default="runs", help="checkpoints and CSV logs, one folder per run"
     )

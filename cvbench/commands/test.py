@@ -22,8 +22,14 @@ import contextlib
 import json
 import sys
 
-from cvbench.commands.run import _limit, _parse_set, parse_devices, summary_line
-from cvbench.run import RUNS_DIR, CheckpointError, EvalSpec, evaluate_checkpoint
+from cvbench.commands.run import (
+    _limit,
+    _parse_set,
+    add_device_options,
+    parse_devices,
+    summary_line,
+)
+from cvbench.run import CheckpointError, EvalSpec, evaluate_checkpoint
 from datamodules.datasets import list_datasets
 
 
@@ -77,16 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="test views per batch per device (default: the training run's batch size)",
     )
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: cpu, gpu, auto")
-    p.add_argument("--devices", default="auto", help="Lightning devices: a count, a list, or auto")
-    p.add_argument(
-        "--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ..."
-    )
-    p.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
-    p.add_argument(
-        "--cache-dir", default=None, help="compressed-video cache directory (default: none)"
-    )
-    p.add_argument("--output", default=str(RUNS_DIR), help="where the run record is written")
+    add_device_options(p, num_nodes=False)
     p.add_argument(
         "--limit-test-batches",
         type=float,
