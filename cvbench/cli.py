@@ -16,6 +16,7 @@ from cvbench.commands import (
     baseline,
     bench,
     check,
+    control,
     data,
     flops,
     inspect,
@@ -26,7 +27,20 @@ from cvbench.commands import (
     test,
 )
 
-_COMMANDS = (run, test, prepare, inspect, data, bench, flops, table, pretrain, baseline, check)
+_COMMANDS = (
+    run,
+    test,
+    prepare,
+    inspect,
+    data,
+    bench,
+    flops,
+    table,
+    pretrain,
+    control,
+    baseline,
+    check,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
