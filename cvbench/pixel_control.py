@@ -16,7 +16,7 @@ and temporal stride 2 in the last, global average pooling and a linear classifie
 
 ``cvbench control --method tpclip`` trains it with Lightning's Trainer and the methods' own
 base module (metrics, AdamW with warm-up and cosine decay, multi-view test averaging) and
-writes ``results/controls/pixel3d-<method>-<dataset>-seed<seed>[-<options hash>].json``; the README's
+writes ``results/controls/pixel3d-<method>-<dataset>-seed<seed>[-<hash of options and overrides>].json``; the README's
 tpclip section quotes it. It is a diagnostic, not a method: it is not registered, is not in
 the tables and is not part of ``cvbench check``.
 """
@@ -103,12 +103,25 @@ class PixelControl(BaseMethod):
         return self.net(batch[self.key])
 
 
-def method_spec(method: str, preset: str, classes: Sequence[str]) -> DataSpec:
-    """The ``DataSpec`` of a registered method at ``preset`` (random weights are enough)."""
+def method_spec(
+    method: str,
+    preset: str,
+    classes: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+) -> DataSpec:
+    """The ``DataSpec`` of a registered method at ``preset`` with config ``overrides``
+    (random weights are enough)."""
     import methods  # noqa: F401  (registers the methods)
     from methods.registry import create_method
 
-    model = create_method(method, preset, num_classes=len(classes), class_names=classes)
+    model = create_method(
+        method,
+        preset,
+        num_classes=len(classes),
+        class_names=classes,
+        overrides=dict(overrides or {}),
+        source="--set",
+    )
     return model.data_spec
 
 
@@ -116,6 +129,7 @@ def run_control(
     method: str = "tpclip",
     *,
     preset: str = "tiny",
+    overrides: Mapping[str, Any] | None = None,
     dataset: str = "synthetic",
     root: str | None = None,
     split: int = 1,
@@ -136,7 +150,8 @@ def run_control(
 
     options = dict(dataset_options or {})
     classes = create_dataset(dataset, root, split, "train", **options).classes
-    spec = method_spec(method, preset, classes)
+    overrides = dict(overrides or {})
+    spec = method_spec(method, preset, classes, overrides)
     L.seed_everything(seed, workers=True, verbose=False)
     config = PixelControlConfig()
     optim = OptimConfig(lr=lr, weight_decay=1e-2, warmup_epochs=min(2.0, epochs / 4), epochs=epochs)
@@ -176,7 +191,7 @@ def run_control(
         "kind": "control",
         "control": "pixel3d",
         "what": "a 3D CNN trained from scratch on the method's own RGB views (cvbench/pixel_control.py)",
-        "views_of": {"method": method, "preset": preset},
+        "views_of": {"method": method, "preset": preset, "overrides": overrides},
         "dataset": dataset,
         "split": split,
         "dataset_options": options,
@@ -198,8 +213,9 @@ def run_control(
         "timings": {"train_s": round(train_s, 2)},
     }
     if output is not None:
-        # dataset options change the data: they get their own record
-        suffix = f"-{config_hash(options)}" if options else ""
+        # dataset options and method overrides change the views: they get their own record
+        changed = {"dataset_options": options, "overrides": overrides}
+        suffix = f"-{config_hash(changed)}" if options or overrides else ""
         path = Path(output) / f"pixel3d-{method}-{dataset}-seed{seed}{suffix}.json"
         write_json_atomic(path, record)
         record["path"] = str(path)

@@ -786,6 +786,7 @@ SYNTHETIC_COLUMNS = (
     "Top-1 (%)",
     "Mean-class (%)",
     "Test videos",
+    "P(chance)",
     "Train time (s)",
     "Tunable params (M)",
 )
@@ -852,6 +853,27 @@ def chance_level(accuracies: Iterable[SplitAccuracy]) -> tuple[int, float] | Non
     return n, 100.0 / n
 
 
+def chance_p_value(records: Iterable[Record], classes: int) -> float | None:
+    """One-sided binomial p-value of the records' correct test videos under guessing:
+    ``P(X >= k)`` for ``X ~ Binomial(n, 1 / classes)``, with k and n summed over the
+    records (splits). None when a record lacks its top-1 or test-video count."""
+    k = n = 0
+    for r in records:
+        top1, videos = r["metrics"].get("top1"), r["metrics"].get("test_videos")
+        if not isinstance(top1, int | float) or not isinstance(videos, int) or videos < 1:
+            return None
+        k += round(top1 * videos)
+        n += videos
+    p = 1.0 / classes
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def p_value_cell(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def synthetic_table(inputs: Inputs) -> Table:
     picks = {m: synthetic_accuracy(inputs, m) for m in inputs.registered}
     shown = [pick[1] for pick in picks.values() if pick]
@@ -888,6 +910,7 @@ def synthetic_table(inputs: Inputs) -> Table:
                 top1,
                 percent(acc.mean_class),
                 _joined(r["metrics"].get("test_videos") for r in acc.records),
+                p_value_cell(None if chance is None else chance_p_value(acc.records, chance[0])),
                 fixed(train_s, 1),
                 millions(acc.records[0]["tunable_params"], 3),
             ]
@@ -910,7 +933,9 @@ def synthetic_table(inputs: Inputs) -> Table:
     else:
         chance_note = (
             f"{chance[0]} classes: chance is {fixed(chance[1], 1)} % top-1; (≤ chance) marks a "
-            "top-1 at or below it."
+            "top-1 at or below it. P(chance): the probability of at least as many correct "
+            "test videos by guessing (one-sided binomial, videos summed over the splits); a "
+            "row above 0.05 is not told apart from chance by its test set."
         )
     labels = sorted({acc.label for acc in shown})
     table_notes = [

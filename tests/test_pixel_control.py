@@ -56,6 +56,7 @@ def test_cvbench_control_writes_a_record(tmp_path, capsys):
     assert record["kind"] == "control" and record["views_of"] == {
         "method": "tpclip",
         "preset": "tiny",
+        "overrides": {},
     }
     assert record["metrics"]["test_videos"] == 3  # one test video per class
     assert record["data_spec"]["modality"] == "rgb" and record["data_spec"]["frames"] == 8
@@ -66,3 +67,8 @@ def test_cvbench_control_names_a_method_without_rgb(tmp_path, capsys):
     args = ["control", "--method", "coviar", "--epochs", "1", *_tiny_data(tmp_path)]
     assert main([*args, "--output", str(tmp_path / "controls")]) == 2
     assert "one image modality" in capsys.readouterr().err
+
+
+def test_overrides_shape_the_views():
+    spec = method_spec("tpclip", "tiny", ["a", "b", "c"], {"frames": 16})
+    assert spec.sampling.num_positions == 16

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from cvbench.cli import main
 from cvbench.records import load_records, pick_latest
 from cvbench.run import write_json_atomic
 from cvbench.tables import (
+    chance_p_value,
     check_tables,
     latex_escape,
     load_inputs,
+    p_value_cell,
     render_all,
 )
 
@@ -524,6 +527,8 @@ def test_synthetic_rows_weights_marks_and_the_records_chosen(tmp_path: Path):
     assert rows["stm"]["Top-1 (%)"] == "48.0"
     assert (rows["stm"]["Epochs"], rows["stm"]["Test videos"]) == ("3", "50")
     assert rows["stm"]["Train time (s)"] == "10.0"
+    assert rows["stm"]["P(chance)"] == "<0.001"  # 24 of 50 right, chance 10 %
+    assert rows["meaci"]["P(chance)"] == "0.750"  # 4 of 50
     md = (tmp_path / "tables" / "synthetic.md").read_text()
     assert "10 classes: chance is 10.0 % top-1" in md
     assert (
@@ -657,3 +662,14 @@ def test_the_committed_records_render(tmp_path: Path):
     for record in pick_latest(records.runs).values():
         if record.get("shots") is None:
             assert record.file in sources
+
+
+def test_chance_p_value_is_the_binomial_tail():
+    record = {"metrics": {"top1": 0.12, "test_videos": 50}}
+    # P(X >= 6), X ~ Binomial(50, 0.1): 1 - sum_{i<6} C(50, i) 0.1^i 0.9^(50-i)
+    expected = 1 - sum(math.comb(50, i) * 0.1**i * 0.9 ** (50 - i) for i in range(6))
+    assert chance_p_value([record], 10) == pytest.approx(expected)
+    assert chance_p_value([record], 10) == pytest.approx(0.3839, abs=1e-4)
+    assert chance_p_value([record, record], 10) < chance_p_value([record], 10)  # 12 of 100
+    assert chance_p_value([{"metrics": {"top1": None, "test_videos": 50}}], 10) is None
+    assert p_value_cell(1e-5) == "<0.001" and p_value_cell(None) == "n/a"

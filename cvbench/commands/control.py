@@ -4,7 +4,7 @@ Trains a plain 3D CNN from scratch (everything trainable, cross-entropy) on exac
 decoded RGB views that ``--method`` reads at ``--preset`` (same frames, sampling, crop,
 normalisation, augmentation and seed), tests it with the same protocol and writes
 ``results/controls/pixel3d-<method>-<dataset>-seed<seed>.json`` (with a hash of
-the ``--dataset-option`` values when there are any). It answers whether motion
+the ``--dataset-option`` and ``--set`` values when there are any). It answers whether motion
 can be learned from those pixels at this scale at all: see ``cvbench/pixel_control.py``.
 A diagnostic, not a method: it is not in the tables or in ``cvbench check``.
 """
@@ -31,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="registered method whose RGB views the control reads (default: tpclip)",
     )
     p.add_argument("--preset", default="tiny", help="that method's preset (default: tiny)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="that method's config override (repeatable) where it shapes the views, e.g. frames=16",
+    )
     p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
     p.add_argument("--root", default=None, help="dataset root (real datasets)")
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split")
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         record = run_control(
             args.method,
             preset=args.preset,
+            overrides=_parse_set(args.set),
             dataset=args.dataset,
             root=args.root,
             split=args.split,
