@@ -25,6 +25,10 @@ on the synthetic dataset ``configs/tpclip/synthetic.yaml`` sets ``pretrained`` a
 ``pretrained_cn`` to ``synthetic``: a tiny CLIP and Chinese text tower that the harness
 pretrains contrastively on captioned MV images of a disjoint synthetic corpus
 (``cvbench/pretrain.py``), loaded through the same options as real weights.
+On the synthetic dataset it still stays at chance: a frozen tower pretrained on MV images, on
+captioned positions or on regressing the object's position, and even a fully trained tower,
+do not learn the motion from 8 RGB frames of 15 training videos per class, and neither does
+a 3D CNN trained from scratch on the same views (``cvbench control``, README "Results").
 
 Tunable parameters (paper 54.2M, Table 6): the prompt generators of eq. 8-11 are fixed by
 the equations, 12 x 2.97M = 35.68M (``P_cls`` D^2 + D, LayerNorm 2D, MHSA 4D^2 + 4D,
