@@ -143,7 +143,7 @@ def run_control(
     limit_train_batches: float | int = 1.0,
 ) -> dict[str, Any]:
     """Train and test the control on ``method``'s views; write and return its record."""
-    from cvbench.run import _metrics, _provenance, config_hash
+    from cvbench.run import _metrics, _provenance, config_hash, quiet_trainer
     from datamodules.datamodule import CompressedVideoDataModule
     from datamodules.datasets import create_dataset
     from datamodules.encode import write_json_atomic
@@ -166,18 +166,7 @@ def run_control(
         seed=seed,
         progress=progress,
     )
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        limit_train_batches=limit_train_batches,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(epochs, progress, limit_train_batches=limit_train_batches)
     started = time.perf_counter()
     trainer.fit(model, datamodule=data)
     train_s = time.perf_counter() - started

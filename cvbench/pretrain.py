@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvbench.run import config_hash
+from cvbench.run import config_hash, quiet_trainer
 from datamodules.synthetic import GENERATOR_VERSION, cache_home
 from methods.weights import SYNTHETIC  # the pretrained-option value resolved here
 
@@ -373,17 +373,7 @@ def _build(
         cache_dir=cache_root() / "corpus-cache",  # I-frames and MV grids, read once per video
         progress=progress,
     )
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(cfg.epochs, progress)
     module = Pretrainer(model, cfg)
     trainer.fit(module, datamodule=data)
     metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}

@@ -352,6 +352,23 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
     return _publish(trainer, Path(spec.output), record)
 
 
+def quiet_trainer(max_epochs: int, progress: bool, **options: Any) -> L.Trainer:
+    """One-process CPU Trainer with no logger, checkpoints or validation, for the side jobs
+    that train something other than a benchmark run (synthetic pretraining, controls)."""
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        **options,
+    )
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or not written by ``cvbench run``."""
 
