@@ -30,12 +30,11 @@ CPU is slow (ViT-B over up to 48 frames per view): try --repeats 1 --warmup 0 fi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-from cvbench.commands import loader_bench
+from cvbench.commands import loader_bench, print_json
 
 _PROG = "cvbench bench method"
 
@@ -180,8 +179,7 @@ def run_method(args: argparse.Namespace) -> int:
         except KeyError as exc:  # an unknown preset
             return _error(str(exc.args[0]))
     if args.json:
-        json.dump(records if len(names) > 1 else records[0], sys.stdout, indent=2)
-        print()
+        print_json(records if len(names) > 1 else records[0])
     else:
         print(format_table(records))
     return 0

@@ -12,9 +12,9 @@ A diagnostic, not a method: it is not in the tables or in ``cvbench check``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from cvbench.commands import print_json
 from cvbench.pixel_control import CONTROLS_DIR
 
 
@@ -86,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cvbench control: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(record, sys.stdout, indent=2, default=str)
-        print()
+        print_json(record)
         return 0
     m, tr = record["metrics"], record["train_last_epoch"]
     print(

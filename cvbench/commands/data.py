@@ -8,10 +8,9 @@ papers' samplings and print their keys, shapes, timings and the skipped-video co
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 
+from cvbench.commands import print_json
 from datamodules.contract import DataSpec
 from datamodules.datasets import list_datasets
 from datamodules.sampling import PAPER_SAMPLINGS
@@ -106,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         }
     report["skipped_in_batches"] = dm.skipped
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        print()
+        print_json(report)
         return 0
     print(
         f"dataset {report['dataset']} split {report['split']}: {report['num_classes']} classes, "

@@ -16,9 +16,9 @@ they differ beyond it, the documented gap (the table in ``cvbench/structural.py`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from cvbench.commands import print_json
 from cvbench.structural import NUM_CLASSES  # no torch: the parser stays fast
 
 _PROG = "cvbench flops"
@@ -88,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{_PROG}: {error.args[0]}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(costs if args.method == "all" else costs[0], sys.stdout, indent=2)
-        print()
+        print_json(costs if args.method == "all" else costs[0])
     elif args.method == "all":
         print(format_table(costs))
         for cost in costs:

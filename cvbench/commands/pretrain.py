@@ -18,8 +18,9 @@ so this command only does that work ahead of time and prints where the files are
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from cvbench.commands import print_json
 
 _PROG = "cvbench pretrain"
 
@@ -76,8 +77,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {', '.join(f'{k}={v}' for k, v in made.items())}")
             print(f"  corpus {info['corpus']}; last epoch: {metrics}; built in {info['train_s']} s")
     if args.json:
-        json.dump(
-            out if args.method == "all" else out[names[0]], sys.stdout, indent=2, ensure_ascii=False
-        )
-        print()
+        print_json(out if args.method == "all" else out[names[0]], ensure_ascii=False)
     return 0

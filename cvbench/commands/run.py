@@ -38,14 +38,13 @@ on the CPU (GPU kernels that are not deterministic differ in the last bits eithe
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 import traceback
 from typing import Any
 
 import yaml
 
+from cvbench.commands import json_stdout, print_json
 from cvbench.configs import CONFIGS_DIR, RunLayer, resolve
 from cvbench.run import RUNS_DIR, RunSpec, train_and_test
 from datamodules.datasets import list_datasets
@@ -265,10 +264,14 @@ def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
 
 def _train(args: argparse.Namespace, method: str) -> dict[str, Any] | None:
     spec = build_spec(args, method)
-    if args.json:  # stdout carries the record alone: Lightning's summaries go to stderr
-        with contextlib.redirect_stdout(sys.stderr):
-            return train_and_test(spec)
-    return train_and_test(spec)
+    with json_stdout(args.json):
+        return train_and_test(spec)
+
+
+def print_record(record: dict[str, Any], output: str) -> None:
+    """The one-line summary of a run record and where it was written."""
+    print(summary_line(record))
+    print(f"record: {output}/{record['run_id']}.json")
 
 
 def summary_line(record: dict[str, Any]) -> str:
@@ -291,11 +294,9 @@ def run(args: argparse.Namespace) -> int:
         if record is None:  # a DDP rank other than 0
             return 0
         if args.json:
-            json.dump(record, sys.stdout, indent=2, default=str)
-            print()
-            return 0
-        print(summary_line(record))
-        print(f"record: {args.output}/{record['run_id']}.json")
+            print_json(record)
+        else:
+            print_record(record, args.output)
         return 0
 
     import methods  # noqa: F401  (registers the methods)
@@ -314,11 +315,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         records.append(record)
         if not args.json:
-            print(summary_line(record))
-            print(f"record: {args.output}/{record['run_id']}.json")
+            print_record(record, args.output)
     if args.json:
-        json.dump(records, sys.stdout, indent=2, default=str)
-        print()
+        print_json(records)
     done = len(list_methods()) - len(failed)
     print(
         f"{done} of {len(list_methods())} methods done"

@@ -18,16 +18,15 @@ checkpoint's weights then replace them): if that file has moved, point at it wit
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 
+from cvbench.commands import json_stdout, print_json
 from cvbench.commands.run import (
     _limit,
     _parse_set,
     add_device_options,
     parse_devices,
-    summary_line,
+    print_record,
 )
 from cvbench.run import CheckpointError, EvalSpec, evaluate_checkpoint
 from datamodules.datasets import list_datasets
@@ -119,10 +118,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     try:
-        if args.json:  # stdout carries the record alone
-            with contextlib.redirect_stdout(sys.stderr):
-                record = evaluate_checkpoint(spec)
-        else:
+        with json_stdout(args.json):
             record = evaluate_checkpoint(spec)
     except CheckpointError as exc:
         print(f"cvbench test: error: {exc}", file=sys.stderr)
@@ -130,9 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if record is None:  # a DDP rank other than 0
         return 0
     if args.json:
-        json.dump(record, sys.stdout, indent=2, default=str)
-        print()
-        return 0
-    print(summary_line(record))
-    print(f"record: {args.output}/{record['run_id']}.json")
+        print_json(record)
+    else:
+        print_record(record, args.output)
     return 0
