@@ -34,7 +34,6 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,20 +130,17 @@ DEFAULT_SCHEDULE = Schedule()
 @contextlib.contextmanager
 def _quiet_and_threads(threads: int) -> Iterator[None]:
     """One run's torch thread count, Lightning's info logs and warnings silenced."""
-    import torch
+    from cvbench.method_bench import torch_threads
 
-    previous = torch.get_num_threads()
     loggers = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
     levels = [lg.level for lg in loggers]
-    torch.set_num_threads(threads)
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with torch_threads(threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        torch.set_num_threads(previous)
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
@@ -153,7 +149,6 @@ def _measure_callback() -> Any:
     """A Lightning callback that keeps each training step's loss and the test views'
     cross-entropy (the logits of every test batch, computed once more in eval mode)."""
     import lightning as L
-    import torch
     import torch.nn.functional as F
 
     class Measure(L.Callback):
@@ -178,9 +173,7 @@ def _measure_callback() -> Any:
             self.train_losses.setdefault(trainer.current_epoch, []).append(float(loss))
 
         def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
-            with torch.no_grad():
-                logits = pl_module(batch).float()
-            loss = F.cross_entropy(logits, batch["label"], reduction="sum")
+            loss = F.cross_entropy(outputs, batch["label"], reduction="sum")  # test_step's logits
             self.test_loss_sum += float(loss)
             self.test_views += len(batch["label"])
 
@@ -273,7 +266,7 @@ def load_baseline(path: str | Path) -> Baseline:
 
 def baseline_record(method: str, schedule: Schedule, measured: Mapping[str, Any]) -> dict:
     """The JSON written to ``results/baselines/<method>.json``."""
-    from cvbench.run import code_version, hardware
+    from cvbench.run import _provenance, hardware
 
     return {
         "kind": "baseline",
@@ -282,8 +275,7 @@ def baseline_record(method: str, schedule: Schedule, measured: Mapping[str, Any]
         "values": {k: measured[k] for k in METRICS},
         "tolerances": {k: dataclasses.asdict(TOLERANCES[k]) for k in METRICS},
         "schedule": dataclasses.asdict(schedule),
-        "code_version": code_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **_provenance(),
         "hardware": {**hardware(), "threads": schedule.threads},  # the threads it ran with
         "wall_s": measured.get("wall_s"),
     }

@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cvbench.loader_bench import read_args
-from cvbench.run import code_version, hardware
+from cvbench.run import _provenance, hardware
 from datamodules.contract import DataSpec, Modality
 from datamodules.datamodule import read_kwargs
 from datamodules.reader import CompressedVideo
@@ -376,9 +375,8 @@ def bench_method(
         "preset": preset,
         "device": dname,
         "device_slug": device_slug(dname),
+        **_provenance(),
         "hardware": {**hardware(), "cpu_model": cpu_model()},
-        "code_version": code_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "clip": clip or clip_info(video),
         "sampling": _sampling_record(spec, inputs),
         "views": views,

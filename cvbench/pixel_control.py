@@ -109,20 +109,23 @@ def method_spec(
     classes: Sequence[str],
     overrides: Mapping[str, Any] | None = None,
 ) -> DataSpec:
-    """The ``DataSpec`` of a registered method at ``preset`` with config ``overrides``
-    (random weights are enough)."""
+    """The ``DataSpec`` of a registered method at ``preset`` with config ``overrides`` (the
+    method is built on the meta device: no weights are made)."""
     import methods  # noqa: F401  (registers the methods)
+    from cvbench.flops import build_on_meta
     from methods.registry import create_method
 
-    model = create_method(
-        method,
-        preset,
-        num_classes=len(classes),
-        class_names=classes,
-        overrides=dict(overrides or {}),
-        source="--set",
+    built = build_on_meta(
+        lambda: create_method(
+            method,
+            preset,
+            num_classes=len(classes),
+            class_names=classes,
+            overrides=dict(overrides or {}),
+            source="--set",
+        )
     )
-    return model.data_spec
+    return built.model.data_spec
 
 
 def run_control(
@@ -143,10 +146,9 @@ def run_control(
     limit_train_batches: float | int = 1.0,
 ) -> dict[str, Any]:
     """Train and test the control on ``method``'s views; write and return its record."""
-    from cvbench.run import _metrics, _provenance, config_hash, quiet_trainer
+    from cvbench.run import _metrics, _provenance, config_hash, quiet_trainer, write_json_atomic
     from datamodules.datamodule import CompressedVideoDataModule
     from datamodules.datasets import create_dataset
-    from datamodules.encode import write_json_atomic
 
     options = dict(dataset_options or {})
     classes = create_dataset(dataset, root, split, "train", **options).classes

@@ -193,10 +193,11 @@ def _metrics(model: BaseMethod) -> dict[str, Any]:
     }
 
 
-def _provenance() -> dict[str, Any]:
-    """Which code made a record, when and on what."""
+def _provenance(version: str | None = None) -> dict[str, Any]:
+    """Which code made a record (``version``: :func:`code_version`, asked for when not
+    given), when and on what."""
     return {
-        "code_version": code_version(),
+        "code_version": version or code_version(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "hardware": hardware(),
     }
@@ -291,6 +292,7 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         save_last=False,
         enable_version_counter=False,
     )
+    version = code_version()  # git describe: once per run
     metadata = {
         "format": 1,
         "run_id": rid,
@@ -300,7 +302,7 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         "epochs": spec.epochs,
         "config_files": list(spec.config_files),
         "pretrained": getattr(model, "pretrained", []),
-        "code_version": code_version(),
+        "code_version": version,
     }
     last = work / "checkpoints" / "last.ckpt"
     resuming = spec.resume and last.exists()
@@ -339,7 +341,7 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         **identity,
         "config_hash": chash,
         "config_files": list(spec.config_files),
-        **_provenance(),
+        **_provenance(version),
         "pretrained": getattr(model, "pretrained", []),
         **({"synthetic_pretraining": synthetic} if synthetic else {}),
         **_results(model),
@@ -512,7 +514,7 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
         dataset_options=options,
         progress=spec.progress,
     )
-    dm.prepare_data()
+    # (prepare_data, the cache included, is left to trainer.test: rank 0, once)
     if list(dm.classes) != list(hparams["class_names"]):
         raise CheckpointError(
             f"{path}: trained on {hparams['num_classes']} classes that are not {dataset}'s "

@@ -178,9 +178,12 @@ class BaseMethod(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._test_scores = []
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        scores = self(batch).float().softmax(dim=-1)
-        self._test_scores.append((batch["video_index"], batch["label"], scores))
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Keep the views' softmax scores for :meth:`on_test_epoch_end`; return the logits
+        (callbacks read them as ``outputs``)."""
+        logits = self(batch).float()
+        self._test_scores.append((batch["video_index"], batch["label"], logits.softmax(dim=-1)))
+        return logits
 
     def on_test_epoch_end(self) -> None:
         """Average the views' softmax scores per video, then the video-level metrics."""
