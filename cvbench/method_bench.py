@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from cvbench.loader_bench import read_args
 from cvbench.run import _provenance, hardware
 from datamodules.contract import DataSpec, Modality
-from datamodules.datamodule import read_kwargs
+from datamodules.datamodule import read_kwargs, spec_arrays
 from datamodules.reader import CompressedVideo
 from datamodules.sampling import plan_test_views
 from datamodules.transforms import test_view_transform
@@ -79,8 +79,7 @@ def compressed_views(path: str | os.PathLike, spec: DataSpec) -> Inputs:
     flags = read_kwargs(spec)
     views = []
     for plan in plan_test_views(spec.sampling, video.gop, spec.modalities):
-        arrays = video.read(**read_args(plan, spec.modalities), **flags).arrays()
-        wanted = {m.value: arrays[m.value] for m in spec.modalities}
+        wanted = spec_arrays(video.read(**read_args(plan, spec.modalities), **flags), spec)
         for crop in range(spec.sampling.test_crops):
             views.append(test_view_transform(wanted, spec, crop))
     return _stack_views(views)

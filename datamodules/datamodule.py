@@ -251,7 +251,7 @@ class CompressedVideoDataset(Dataset):
         else:
             video = video or CompressedVideo(item.path)
             sample = video.read(**wanted, **read_kwargs(spec))
-        return _only(sample, spec)
+        return spec_arrays(sample, spec)
 
     def _plan(self, gop: GopIndex, clip: int, rng: np.random.Generator) -> SamplePlan:
         modalities = self.spec.modalities
@@ -260,7 +260,8 @@ class CompressedVideoDataset(Dataset):
         return plan_test_views(self.spec.sampling, gop, modalities)[clip]
 
 
-def _only(sample: Sample, spec: DataSpec) -> dict[str, np.ndarray]:
+def spec_arrays(sample: Sample, spec: DataSpec) -> dict[str, np.ndarray]:
+    """The arrays of ``sample`` that ``spec`` asks for, keyed by modality value."""
     arrays = sample.arrays()
     return {m.value: arrays[m.value] for m in spec.modalities}
 
