@@ -41,7 +41,6 @@ from cvbench.tables import (  # noqa: E402
     MAIN_DATASETS,
     PAPER_METHOD,
     PAPER_NAMES,
-    PIXEL,
     Inputs,
     SplitAccuracy,
     accuracy_over_splits,
@@ -50,10 +49,10 @@ from cvbench.tables import (  # noqa: E402
     dataset_key,
     dataset_name,
     main_table_infos,
+    ordered_timings,
     preset_key,
     reproduced_cost,
     row_key,
-    table_key,
 )
 
 DPI = 150
@@ -396,19 +395,11 @@ class Bar:
 def timing_bars(inputs: Inputs) -> list[Bar]:
     """The ``timing`` table's rows, in its order (papers' rows, then ours)."""
     bars = []
-    for t in sorted(
-        inputs.reported.timings,
-        key=lambda t: (table_key(t.source.paper, t.source.table), row_key(t)),
-    ):
+    reported, measured = ordered_timings(inputs)
+    for t in reported:
         label = f"{t.method} [{PAPER_NAMES[t.source.paper]} {t.source.table}]"
         bars.append(Bar(label, t.preprocess_ms, t.inference_ms, t.full_ms, True))
-
-    def key(item: tuple) -> tuple:
-        method, preset, device = item[0]
-        rank = inputs.method_key(method) if method != PIXEL else len(inputs.methods) + 1
-        return (rank, method, preset_key(preset), device)
-
-    for (method, preset, device), record in sorted(inputs.timings.items(), key=key):
+    for (method, preset, device), record in measured:
         label = f"{method} ({preset}, {device}) [measured]"
         bars.append(
             Bar(label, record["preprocess_ms"], record["inference_ms"], record["full_ms"], False)

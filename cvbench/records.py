@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cvbench.reported import _Bad  # a field check failed (message, dotted field suffix)
+
 RUNS_DIR = Path("results") / "runs"
 KINDS = ("run", "cost", "timing")
 COST_QUANTITIES = ("tunable_params", "total_params", "gflops")
@@ -96,15 +98,6 @@ class Records:
 
 
 # --------------------------------------------------------------------------- field checks
-
-
-class _Bad(Exception):
-    """A check failed; ``field`` is a dotted suffix below the checked field."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 Check = Callable[[Any], None]

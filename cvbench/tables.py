@@ -63,11 +63,11 @@ from cvbench.reported import (
     ReportedRow,
     ReportedTables,
     TableInfo,
+    Timing,
     load_reported,
 )
 
 TABLES_DIR = Path("results") / "tables"
-FIGURES_DIR = Path("results") / "figures"
 REPORTED_PATH = Path("results") / "reported.yaml"
 TEXT_SUFFIXES = (".md", ".csv", ".tex")
 
@@ -1015,12 +1015,26 @@ def _timing_setup(record: Record, clip_marks: dict[str, str]) -> str:
     return "; ".join(parts)
 
 
-def timing_table(inputs: Inputs) -> Table:
-    cells, sources = [], []
+def ordered_timings(inputs: Inputs) -> tuple[list[Timing], list[tuple[tuple, Record]]]:
+    """The ``timing`` table's rows in its order: the papers' timing rows (by paper table and
+    printed row), and our ``((method, preset, device), record)`` timing records (registry
+    order, the pixel pipeline last, then preset and device)."""
     reported = sorted(
         inputs.reported.timings,
         key=lambda t: (table_key(t.source.paper, t.source.table), row_key(t)),
     )
+
+    def key(item: tuple[tuple, Record]) -> tuple:
+        method, preset, device = item[0]
+        rank = inputs.method_key(method) if method != PIXEL else len(inputs.methods) + 1
+        return (rank, method, preset_key(preset), device)
+
+    return reported, sorted(inputs.timings.items(), key=key)
+
+
+def timing_table(inputs: Inputs) -> Table:
+    cells, sources = [], []
+    reported, measured = ordered_timings(inputs)
     for t in reported:
         cells.append(
             [
@@ -1035,13 +1049,6 @@ def timing_table(inputs: Inputs) -> Table:
             ]
         )
         sources.append(_reported_source(t))
-
-    def key(item: tuple[tuple, Record]) -> tuple:
-        method, preset, device = item[0]
-        rank = inputs.method_key(method) if method != PIXEL else len(inputs.methods) + 1
-        return (rank, method, preset_key(preset), device)
-
-    measured = sorted(inputs.timings.items(), key=key)
     records = [record for _, record in measured]
     footnotes = Footnotes()
     clip_marks: dict[str, str] = {}
@@ -1333,11 +1340,10 @@ def render_all(
     reported_path: str | Path = REPORTED_PATH,
     tables_dir: str | Path = TABLES_DIR,
     figures_dir: str | Path | None = None,
-    inputs: Inputs | None = None,
 ) -> list[Path]:
     """Write every table (md, csv, tex) under ``tables_dir`` and, when ``figures_dir`` is
     given, every figure (png, pdf) under it; return the paths written, tables first."""
-    inputs = inputs or load_inputs(runs_dir, reported_path)
+    inputs = load_inputs(runs_dir, reported_path)
     written = [p for table in build_tables(inputs) for p in write_table(table, tables_dir)]
     if figures_dir is not None:
         from cvbench.figures import render_figures

@@ -151,12 +151,8 @@ def _benchmark(args: argparse.Namespace, names: list[str]) -> tuple[bool, str]:
 
 
 def _tables(args: argparse.Namespace) -> tuple[bool, str]:
-    try:
-        from cvbench.commands.table import check_tables
-    except ImportError as error:
-        print(f"  FAIL table check unavailable ({error})")
-        return False, "unavailable"
     from cvbench.reported import ReportedError, ReportedWarning
+    from cvbench.tables import check_tables
 
     try:
         with warnings.catch_warnings():

@@ -64,34 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def render_all(
-    runs_dir: str | Path,
-    reported_path: str | Path,
-    tables_dir: str | Path,
-    figures_dir: str | Path | None = None,
-) -> list[Path]:
-    """Write every table under ``tables_dir`` (and every figure under ``figures_dir`` when
-    given); return the paths written. See :func:`cvbench.tables.render_all`."""
-    from cvbench.tables import render_all as render
-
-    return render(runs_dir, reported_path, tables_dir, figures_dir)
-
-
-def check_tables(
-    runs_dir: str | Path, reported_path: str | Path, tables_dir: str | Path
-) -> list[str]:
-    """Problems (one per differing, missing or stale table file, with a diff excerpt); empty
-    when the tables in ``tables_dir`` are up to date. See :func:`cvbench.tables.check_tables`."""
-    from cvbench.tables import check_tables as check
-
-    return check(runs_dir, reported_path, tables_dir)
-
-
 def run(args: argparse.Namespace) -> int:
     import warnings
 
     from cvbench.reported import ReportedError, ReportedWarning
-    from cvbench.tables import build_tables, load_inputs, write_table
+    from cvbench.tables import build_tables, check_tables, load_inputs, write_table
 
     if not Path(args.reported).is_file():
         print(f"{_PROG}: --reported {args.reported}: no such file", file=sys.stderr)
