@@ -82,15 +82,21 @@ IN_CHANS: dict[Modality, int] = {Modality.IFRAME: 3, Modality.MV: 2, Modality.RE
 
 
 def create_backbone(
-    name: str, in_chans: int, widths: tuple[int, ...] = (), stem_width: int = 0
+    name: str,
+    in_chans: int,
+    widths: tuple[int, ...] = (),
+    stem_width: int = 0,
+    num_classes: int = 0,
 ) -> nn.Module:
-    """A timm ResNet without classifier (``num_classes=0``), ``in_chans`` input channels."""
+    """A timm ResNet, ``in_chans`` input channels; no classifier unless ``num_classes``."""
     kwargs: dict[str, Any] = {}
     if widths:
         kwargs["channels"] = widths
     if stem_width:
         kwargs["stem_width"] = stem_width
-    return timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans, **kwargs)
+    return timm.create_model(
+        name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
 
 
 def first_conv(backbone: nn.Module) -> tuple[str, nn.Conv2d]:
@@ -381,10 +387,7 @@ class CoViAR(BaseMethod):
         ``fc``, as timm's ``resnet18.pth``); return the overrides that load them."""
         overrides = {}
         for option, backbone in zip(config.pretrained(), config.backbones(), strict=True):
-            kwargs: dict[str, Any] = {"channels": config.widths} if config.widths else {}
-            if config.stem_width:
-                kwargs["stem_width"] = config.stem_width
-            model = timm.create_model(backbone, pretrained=False, **kwargs)
+            model = create_backbone(backbone, 3, config.widths, config.stem_width, num_classes=1000)
             path = Path(directory) / f"{option}_{backbone}.pth"
             torch.save(model.state_dict(), path)
             overrides[option] = str(path)

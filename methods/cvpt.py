@@ -86,7 +86,7 @@ Choices where the paper is silent or ambiguous (configurable where it is reasona
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -95,7 +95,8 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from datamodules.contract import DataSpec, Modality, Sampling, SamplingSpec
+from datamodules.contract import DataSpec
+from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig, count_parameters
 from methods.registry import register_method
 from methods.weights import NONE, WeightsError, load_state_dict, resolve
@@ -455,12 +456,13 @@ class CVPT(BaseMethod):
 
     @property
     def data_spec(self) -> DataSpec:
+        """PAPER_SAMPLINGS["cvpt4x3"] with this config's GOPs, P-frames and views."""
         c = self.config
+        sampling, modalities = PAPER_SAMPLINGS["cvpt4x3"]
         return DataSpec(
-            modalities=(Modality.IFRAME, Modality.MV, Modality.RESIDUAL),
-            # datamodules.sampling.PAPER_SAMPLINGS["cvpt4x3"] with this config's views
-            sampling=SamplingSpec(
-                Sampling.CONSECUTIVE_GOPS,
+            modalities=modalities,
+            sampling=replace(
+                sampling,
                 num_positions=c.gops,
                 pframes_per_gop=c.pframes_per_gop,
                 accumulate=c.accumulate,

@@ -83,7 +83,7 @@ from datamodules.contract import DataSpec
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import NONE, load_state_dict, resolve
+from methods.weights import NONE, load_state_dict, resolve, strip_prefix
 
 MOTION_CHANNELS = 5  # accumulated MV (dx, dy) + accumulated residual (R, G, B)
 EXPANSION = 4  # ResNet-50 bottleneck: output width = 4 x inner width
@@ -453,13 +453,6 @@ def data_spec(config: MEACIConfig) -> DataSpec:
     )
 
 
-def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """Keys under ``prefix`` with it removed, or ``state`` if no key has it."""
-    if not any(k.startswith(prefix) for k in state):
-        return state
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-
-
 class MEACI(BaseMethod):
     """MEACI-Net on I-frames + accumulated MV/residual (8 frames, 1 or 3 test clips)."""
 
@@ -474,7 +467,7 @@ class MEACI(BaseMethod):
         if resolved is None:
             return {"option": "rgb_pretrained", "weights": NONE}
         state = load_state_dict(resolved)
-        backbone = _strip(state, "backbone.")  # drops mmaction2's cls_head
+        backbone = strip_prefix(state, "backbone.")  # drops mmaction2's cls_head
         self.net.rgb.load_state_dict(backbone, strict=True)
         return {
             "option": "rgb_pretrained",
@@ -488,7 +481,7 @@ class MEACI(BaseMethod):
         resolved = resolve(path, "pretrained")
         if resolved is None:
             return {"option": "pretrained", "weights": NONE}
-        state = _strip(load_state_dict(resolved), "net.")  # our Lightning checkpoints
+        state = load_state_dict(resolved)  # strips our Lightning checkpoints' "net."
         own = self.net.state_dict()
         heads = ("head_rgb.", "head_motion.", "head_fused.")
         skipped = [

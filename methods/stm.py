@@ -562,9 +562,7 @@ def load_network(net: STMNet, path: str, option: str) -> dict[str, Any]:
     resolved = resolve(path, option)
     if resolved is None:
         return {"option": option, "weights": NONE}
-    state = load_state_dict(resolved)
-    if state and all(k.startswith("net.") for k in state):  # a checkpoint of STMMethod
-        state = {k[len("net.") :]: v for k, v in state.items()}
+    state = load_state_dict(resolved)  # a checkpoint of STMMethod loses its "net." prefix
     own = net.state_dict()
     skipped = [
         k for k in ("head.weight", "head.bias") if k in state and state[k].shape != own[k].shape

@@ -92,7 +92,7 @@ from datamodules.contract import DataSpec, Modality, Normalization
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import load_into, load_state_dict, resolve
+from methods.weights import load_into, load_state_dict, resolve, strip_prefix
 
 VOCAB_SIZE = 49408  # open_clip's bundled BPE tokenizer (works offline)
 
@@ -458,8 +458,7 @@ class TCAR(BaseMethod):
         visual_path = resolve(c.pretrained_visual, "pretrained_visual")
         if visual_path is not None:
             state = load_state_dict(visual_path)
-            if any(k.startswith("visual.") for k in state):  # a whole CLIP: its visual tower
-                state = {k[7:]: v for k, v in state.items() if k.startswith("visual.")}
+            state = strip_prefix(state, "visual.")  # a whole CLIP: its visual tower
             clip.visual.load_state_dict(state)
             self.pretrained.append({"option": "pretrained_visual", "weights": str(visual_path)})
         prompts = [class_prompt(name, c.prompt) for name in self.class_names]

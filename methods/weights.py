@@ -59,12 +59,19 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             data = data[key]
     if not isinstance(data, dict):
         raise WeightsError(f"{path}: not a state dict")
-    # DataParallel / Lightning prefixes
-    prefixes = ("module.", "model.")
+    # DataParallel / Lightning prefixes; ``net.``: Lightning checkpoints of these methods
+    prefixes = ("module.", "model.", "net.")
     for prefix in prefixes:
         if data and all(k.startswith(prefix) for k in data):
             data = {k[len(prefix) :]: v for k, v in data.items()}
     return data
+
+
+def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Keys under ``prefix`` with it removed (others dropped), or ``state`` if no key has it."""
+    if not any(k.startswith(prefix) for k in state):
+        return state
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def load_into(
