@@ -295,13 +295,17 @@ class CompressedVideoDataModule(L.LightningDataModule):
         shots: int | None = None,
         shot_seed: int | None = None,
         test_batch_size: int | None = None,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
     ) -> None:
         """``cache_dir`` None reads every sample from the stream; otherwise the index tier
         and the test samples of ``data_spec`` are extracted there once (``prepare_data``).
         ``seed``: training order and augmentation (see the module docstring). ``shots``:
         keep K training videos per class (:func:`~datamodules.fewshot.few_shot`, drawn
         with ``shot_seed``, default ``seed``); the test list stays whole.
-        ``test_batch_size``: test views per batch (default ``batch_size``)."""
+        ``test_batch_size``: test views per batch (default ``batch_size``).
+        ``pin_memory``: page-locked batches for faster copies to a GPU; ``prefetch_factor``:
+        batches each worker loads ahead (None: PyTorch's default; ignored without workers)."""
         super().__init__()
         self.data_spec = data_spec
         self.dataset = dataset
@@ -317,6 +321,8 @@ class CompressedVideoDataModule(L.LightningDataModule):
         self.shots = shots
         self.shot_seed = seed if shot_seed is None else shot_seed
         self.test_batch_size = test_batch_size or batch_size
+        self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
         self.lists: dict[str, VideoList] = {}
         self.checks: dict[str, VideoCheck] = {}
         self.skipped = 0  # samples dropped from batches in the main process
@@ -410,6 +416,10 @@ class CompressedVideoDataModule(L.LightningDataModule):
             self._list(subset).hflip_labels,
             self.seed,
         )
+        # prefetch_factor only with workers: DataLoader rejects it otherwise
+        ahead = {}
+        if self.num_workers > 0 and self.prefetch_factor is not None:
+            ahead["prefetch_factor"] = self.prefetch_factor
         return DataLoader(
             data,
             batch_size=self.batch_size if train else self.test_batch_size,
@@ -418,6 +428,8 @@ class CompressedVideoDataModule(L.LightningDataModule):
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
             drop_last=False,
+            pin_memory=self.pin_memory,
+            **ahead,
         )
 
     def _next_epoch(self) -> int:
