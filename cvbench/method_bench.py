@@ -327,12 +327,17 @@ def bench_method(
     num_classes: int = DEFAULT_NUM_CLASSES,
     clip: dict[str, Any] | None = None,
     progress: bool = False,
+    autocast: torch.dtype | None = None,
+    model: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Time ``name`` (a registered method or ``pixel``) on ``video``; the ``timing`` record.
 
     The model is built at ``preset`` with random weights (``pretrained: none``) and
     ``num_classes`` outputs. ``clip``: :func:`clip_info` of ``video``, made here if None.
-    Raises ``KeyError`` for an unknown method or preset.
+    ``autocast``: run the inference under ``torch.autocast`` to this dtype (weights stay
+    float32, as in mixed-precision training); None is plain float32, the timing table's
+    protocol. ``model``: an already built network of ``name``'s model at ``preset`` to time
+    (saves building it again). Raises ``KeyError`` for an unknown method or preset.
     """
     import methods  # noqa: F401  (registers every method)
     from methods.registry import create_method
@@ -340,7 +345,8 @@ def bench_method(
     pipe = pipeline(name)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     load_before = os.getloadavg()[0]
-    model = create_method(pipe.model, preset, num_classes=num_classes)
+    if model is None:
+        model = create_method(pipe.model, preset, num_classes=num_classes)
     model.to(dev).eval()
     spec = model.data_spec
     path = str(video)
@@ -352,6 +358,12 @@ def bench_method(
     def to_device(inputs: Inputs) -> Inputs:
         return {key: t.to(dev) for key, t in inputs.items()}
 
+    def infer(inputs: Inputs) -> torch.Tensor:
+        if autocast is None:
+            return model(inputs)
+        with torch.autocast(dev.type, dtype=autocast):
+            return model(inputs)
+
     bar = tqdm(
         total=warmup + repeats,
         desc=f"{name} ({preset}, {dev.type})",
@@ -361,10 +373,11 @@ def bench_method(
     )
     with bar, torch.inference_mode():
         timings = time_pipeline(
-            preprocess, to_device, model, repeats, warmup, sync=sync, progress=bar
+            preprocess, to_device, infer, repeats, warmup, sync=sync, progress=bar
         )
         inputs = preprocess()  # once more, for the record's shapes
     views = spec.sampling.test_views
+    dtype = "float32" if autocast is None else f"{str(autocast).removeprefix('torch.')} autocast"
     assert all(t.shape[0] == views for t in inputs.values()), "one batch row per test view"
     dname = device_name(dev)
     return {
@@ -385,14 +398,14 @@ def bench_method(
         "statistic": "median",
         **{key: round(value, 3) for key, value in timings.medians().items()},
         "runs_ms": {key: [round(v, 3) for v in values] for key, values in asdict(timings).items()},
-        "dtype": "float32",
+        "dtype": dtype,
         "num_classes": num_classes,
         "pretrained": getattr(model, "pretrained", []),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "notes": (
             f"Pre-processing: {pipe.description}; one FFmpeg thread. Inference: one forward "
             f"pass of {pipe.model}'s network over the {views} test view(s) as one batch, eval "
-            "mode, torch.inference_mode, float32, batch already on the device. Full: both end "
+            f"mode, torch.inference_mode, {dtype}, batch already on the device. Full: both end "
             "to end in one timed region, plus the copy to the device. Random weights "
             "(pretrained: none): timing does not depend on weight values."
         ),

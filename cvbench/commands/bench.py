@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cvbench.commands import loader_bench, print_json
+from cvbench.commands import gpu_check, loader_bench, print_json
 
 _PROG = "cvbench bench method"
 
@@ -42,13 +42,14 @@ _PROG = "cvbench bench method"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks (loader, method)",
+        help="benchmarks (loader, method, gpu)",
         description="Benchmarks. `cvbench bench loader -h` for the data loader benchmark, "
         "`cvbench bench method -h` for per-method pre-processing / inference / full "
         "pipeline timings.",
     )
     kinds = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     loader_bench.add_parser(kinds)
+    gpu_check.add_parser(kinds)
     p = kinds.add_parser(
         "method",
         help="ms per video of a method: pre-processing, inference, full pipeline",
