@@ -7,9 +7,11 @@ parameters it trains (everything with ``requires_grad``; frozen parts are regist
 method on module objects, never by matching parameter names.
 
 Metrics (torchmetrics): top-1 and top-5 *overall* accuracy (micro, what the papers
-report) and *mean-class* accuracy (macro, labelled as such). At test time every view of a
-video is scored and the softmax scores are averaged per ``video_index`` before the
-metrics, so test accuracy is per video, as in the papers.
+report) and *mean-class* accuracy (the mean of per-class accuracy over the classes that
+have at least one target, labelled as such). At test time every (video, view) is scored
+exactly once, whatever the number of processes, and the softmax scores are averaged per
+``video_index`` before the metrics (:func:`aggregate_views`), so test accuracy is per
+video, as in the papers, and 1 and N processes give the same per-video scores.
 """
 
 from __future__ import annotations
@@ -61,14 +63,93 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def _accuracy_metrics(num_classes: int) -> nn.ModuleDict:
+class MeanClassAccuracy(MulticlassAccuracy):
+    """Mean over the classes present in the targets (at least one sample) of per-class
+    top-1 accuracy.
+
+    torchmetrics' ``average="macro"`` drops a class only when it has neither targets nor
+    predictions, so a class with no test video that some video is wrongly assigned to
+    counts as 0 and lowers the mean; here it is left out, as a class absent from the test
+    set has no accuracy to average.
+    """
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(num_classes, top_k=1, average=None, **kwargs)
+
+    def compute(self) -> torch.Tensor:
+        per_class = super().compute()  # (C,) tp / (tp + fn), 0 where a class has no target
+        present = (self.tp + self.fn) > 0  # (C,) the label support, synced like the rest
+        if not present.any():
+            return per_class.new_zeros(())
+        return per_class[present].mean()
+
+
+def _accuracy_metrics(num_classes: int, sync_on_compute: bool = True) -> nn.ModuleDict:
+    """``sync_on_compute`` False where every rank already holds all the inputs (testing)."""
+    kw = {"sync_on_compute": sync_on_compute}
     return nn.ModuleDict(
         {
-            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-            "mean_class": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro", **kw),
+            "top5": MulticlassAccuracy(
+                num_classes, top_k=min(5, num_classes), average="micro", **kw
+            ),
+            "mean_class": MeanClassAccuracy(num_classes, **kw),
         }
     )
+
+
+@dataclass
+class VideoScores:
+    """Per-video test scores: the views' softmax scores averaged per video."""
+
+    video_index: torch.Tensor  # (V,) ascending, each test video with a scored view once
+    labels: torch.Tensor  # (V,)
+    scores: torch.Tensor  # (V, num_classes) mean softmax score over the video's views
+    views: torch.Tensor  # (V,) distinct views averaged
+
+
+def aggregate_views(
+    video_index: torch.Tensor,  # (N,) one row per scored view, in any order
+    view: torch.Tensor,  # (N,)
+    labels: torch.Tensor,  # (N,)
+    scores: torch.Tensor,  # (N, num_classes) softmax scores
+) -> VideoScores:
+    """Average the views' scores per video, each (video, view) once, independent of order.
+
+    Rows repeating a (video, view) pair are dropped (the first one in the given order is
+    kept): under DDP Lightning's ``DistributedSampler`` pads the test set to a multiple of
+    the world size with repeats of its first samples. Dropping them after the gather,
+    rather than swapping in an unpadded sampler, keeps every rank running the same number
+    of test batches (ranks stay in step for the gather and for any synced logging) and
+    serves whatever sampler the Trainer or a user puts on the test loader; the cost is at
+    most world size - 1 views scored twice.
+
+    The rows are sorted by (video, view) and each video's sum is taken view by view in
+    ascending order with elementwise additions, so the result depends only on the set of
+    rows: 1 and N processes give bit-identical per-video scores.
+    """
+    num_classes = scores.shape[-1]
+    if len(video_index) == 0:
+        empty = video_index.new_zeros(0)
+        return VideoScores(empty, labels.new_zeros(0), scores.new_zeros(0, num_classes), empty)
+    key = video_index * (int(view.max()) + 1) + view  # (N,) orders by (video, view)
+    key, order = torch.sort(key, stable=True)
+    first = torch.ones_like(key, dtype=torch.bool)
+    first[1:] = key[1:] != key[:-1]
+    rows = order[first]  # (M,) each (video, view) once, sorted
+    video_index, labels, scores = video_index[rows], labels[rows], scores[rows]
+    videos, inverse, counts = torch.unique_consecutive(
+        video_index, return_inverse=True, return_counts=True
+    )  # (V,), (M,), (V,)
+    starts = torch.cumsum(counts, 0) - counts  # (V,) each video's first row
+    slot = torch.arange(len(rows), device=rows.device) - starts[inverse]  # (M,) view rank
+    summed = scores.new_zeros(len(videos), num_classes)
+    for k in range(int(counts.max())):
+        at = slot == k  # at most one row per video: no two additions race or reorder
+        summed[inverse[at]] += scores[at]
+    video_labels = labels.new_empty(len(videos))
+    video_labels[inverse] = labels
+    return VideoScores(videos, video_labels, summed / counts[:, None], counts)
 
 
 class BaseMethod(L.LightningModule):
@@ -98,9 +179,11 @@ class BaseMethod(L.LightningModule):
         )
         self.train_metrics = _accuracy_metrics(num_classes)
         self.val_metrics = _accuracy_metrics(num_classes)
-        self.test_metrics = _accuracy_metrics(num_classes)
-        self._test_scores: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # test scores are gathered to every rank before the metrics: no second sync
+        self.test_metrics = _accuracy_metrics(num_classes, sync_on_compute=False)
+        self._test_scores: list[tuple[torch.Tensor, ...]] = []
         self.test_results: dict[str, float] = {}
+        self.test_video_scores: VideoScores | None = None  # the last test's, on every rank
 
     # ------------------------------------------------------------------ to implement
 
@@ -182,40 +265,38 @@ class BaseMethod(L.LightningModule):
         """Keep the views' softmax scores for :meth:`on_test_epoch_end`; return the logits
         (callbacks read them as ``outputs``)."""
         logits = self(batch).float()
-        self._test_scores.append((batch["video_index"], batch["label"], logits.softmax(dim=-1)))
+        self._test_scores.append(
+            (batch["video_index"], batch["view"], batch["label"], logits.softmax(dim=-1))
+        )
         return logits
 
     def on_test_epoch_end(self) -> None:
         """Average the views' softmax scores per video, then the video-level metrics."""
-        index, labels, scores = self._gather_test_scores()
-        videos = int(index.max().item()) + 1 if len(index) else 0
-        summed = torch.zeros(videos, self.num_classes, device=scores.device)
-        summed.index_add_(0, index, scores)
-        counts = torch.bincount(index, minlength=videos).clamp(min=1)
-        video_labels = torch.full((videos,), -1, dtype=torch.long, device=scores.device)
-        video_labels[index] = labels
-        present = counts.new_zeros(videos, dtype=torch.bool)
-        present[index] = True
-        video_scores = summed[present] / counts[present, None]
-        self._update(self.test_metrics, video_scores, video_labels[present])
+        videos = aggregate_views(*self._gather_test_scores())
+        self.test_video_scores = videos
+        if len(videos.labels):  # torchmetrics cannot update on nothing
+            self._update(self.test_metrics, videos.scores, videos.labels)
         self.test_results = {k: float(m.compute()) for k, m in self.test_metrics.items()}
-        self.test_results["videos"] = int(present.sum())
+        self.test_results["videos"] = len(videos.video_index)
         self.test_results["views_per_video"] = (
-            float(counts[present].float().mean()) if videos else 0.0
+            float(videos.views.float().mean()) if len(videos.views) else 0.0
         )
         for k, m in self.test_metrics.items():
             # computed on every rank from the gathered scores: identical, logged once
             self.log(f"test/{k}", m.compute(), rank_zero_only=True)
             m.reset()
 
-    def _gather_test_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _gather_test_scores(self) -> tuple[torch.Tensor, ...]:
+        """(video_index, view, label, scores) of the views scored on every rank, rank by
+        rank; padded duplicates included (:func:`aggregate_views` drops them)."""
         if self._test_scores:
-            index = torch.cat([t[0] for t in self._test_scores])
-            labels = torch.cat([t[1] for t in self._test_scores])
-            scores = torch.cat([t[2] for t in self._test_scores])
+            index, view, labels, scores = (
+                torch.cat(t) for t in zip(*self._test_scores, strict=True)
+            )
         else:
-            index = torch.zeros(0, dtype=torch.long, device=self.device)
-            labels = torch.zeros(0, dtype=torch.long, device=self.device)
+            index, view, labels = (
+                torch.zeros(0, dtype=torch.long, device=self.device) for _ in range(3)
+            )
             scores = torch.zeros(0, self.num_classes, device=self.device)
         if self.trainer is not None and self.trainer.world_size > 1:
             # ranks hold different numbers of views: pad to the longest, gather, unpad
@@ -223,15 +304,14 @@ class BaseMethod(L.LightningModule):
             sizes = self.all_gather(n).flatten()
             longest = int(sizes.max())
             pad = longest - len(index)
-            index = torch.cat([index, index.new_zeros(pad)])
-            labels = torch.cat([labels, labels.new_zeros(pad)])
+            index, view, labels = (torch.cat([t, t.new_zeros(pad)]) for t in (index, view, labels))
             scores = torch.cat([scores, scores.new_zeros(pad, self.num_classes)])
-            gathered = [self.all_gather(t) for t in (index, labels, scores)]
+            gathered = [self.all_gather(t) for t in (index, view, labels, scores)]
             keep = [torch.arange(longest, device=self.device) < s for s in sizes]
-            index, labels, scores = (
+            index, view, labels, scores = (
                 torch.cat([g[r][keep[r]] for r in range(len(sizes))]) for g in gathered
             )
-        return index, labels, scores
+        return index, view, labels, scores
 
     @staticmethod
     def _update(metrics: nn.ModuleDict, logits: torch.Tensor, labels: torch.Tensor) -> None:
