@@ -158,3 +158,13 @@ def test_flips_are_off_when_a_mirrored_class_is_missing(tmp_path: Path) -> None:
     dm.setup("fit")
     assert dm._list("train").hflip_labels == (-1,)  # translate_right alone: no mirror class
     assert dm.train_dataloader().dataset.flip is False
+
+
+def test_loader_options_reach_the_dataloader(synthetic_root: Path) -> None:
+    plain = _module(synthetic_root, "coviar3", check=False)
+    assert plain.train_dataloader().pin_memory is False  # the default: CPU runs unchanged
+    gpu = _module(synthetic_root, "coviar3", check=False, pin_memory=True, prefetch_factor=4)
+    assert gpu.train_dataloader().pin_memory is True
+    assert gpu.train_dataloader().prefetch_factor is None  # no workers: nothing to prefetch
+    gpu.num_workers = 1
+    assert gpu.test_dataloader().prefetch_factor == 4

@@ -22,8 +22,10 @@ worker count that keeps up. The dataset defaults to the synthetic one, generated
 use under $CVBENCH_CACHE; ``--dataset-option size=[256,340] --dataset-option frames=96``
 makes it paper-shaped. The measurement rules are in ``cvbench/loader_throughput.py``.
 
-  cvbench bench loader --workers 1,2 --method all --preset paper \
-      --dataset-option size=[256,340] --dataset-option frames=96
+Example, one command line (a paper-shaped synthetic dataset, every method's paper DataSpec):
+
+  cvbench bench loader --workers 1,2 --method all --preset paper
+    --dataset-option size=[256,340] --dataset-option frames=96
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         action="store_true",
         help="benchmark a 340x256, 250-frame, GOP-12 clip made here instead of VIDEO",
     )
-    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the record as JSON (--workers: a list, one report per method)",
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed runs per number (median)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
     p.add_argument(
