@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test check lint bench
+.PHONY: setup demo test check lint bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -29,3 +29,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/cvbench bench loader --synthetic
+
+# Per method on a GPU (paper presets, bf16): training step, peak memory, device batch per
+# GPU memory class, inference ms per video, loader workers needed; records in results/gpu
+# and results/runs (about 8 minutes on one H200). On a machine without a GPU it runs the
+# tiny presets on the CPU, as a check of the script itself.
+gpu-check: setup
+	$(BIN)/cvbench bench gpu --save --method tcar,cvpt,meaci,stm,tpclip,coviar,iframe
