@@ -6,15 +6,21 @@ Every layer has the same format, a YAML mapping that only overrides (STYLE.md 4)
     config: {dropout: 0.5}   # method config dataclass fields (nested mappings for nested ones)
     optim: {lr: 1.0e-3}      # methods.base.OptimConfig fields
     epochs: 30               # training epochs
-    batch_size: 32           # training samples per batch per device
+    global_batch: 240        # the paper's samples per optimiser step, over all devices
+    device_batch: {gpu_80gb: 24, gpu_141gb: 48, cpu: 8}  # the most that fits per device
+    batch_size: 32           # the older name of device_batch (one number); set one of the two
     test_batch_size: 16      # test views per batch per device
+    gpu_precision: 32-true   # Lightning precision on a GPU when the method needs it (else bf16)
     dataset_options: {}      # options of the dataset builder
 
 Each layer is checked on its own, so an unknown key or a value of the wrong type is a
 :class:`~methods.config.ConfigError` naming the key and the file (or ``command line``).
-Later layers win; mappings are merged key by key. What no layer sets comes from the
-method: preset ``tiny`` on the synthetic dataset and ``paper`` elsewhere, the epochs of
-the method's ``default_optim``, batch size 8.
+Later layers win; ``config``, ``optim`` and ``dataset_options`` are merged key by key, while
+a layer that sets ``device_batch`` or ``batch_size`` replaces the lower layers' (either name).
+What no layer sets comes from the method: preset ``tiny`` on the synthetic dataset and
+``paper`` elsewhere, the epochs of the method's ``default_optim``, device batch 8, no global
+batch (device batch x devices x nodes, no accumulation). How the global batch is split on a
+given machine is :mod:`cvbench.runsettings`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvbench.runsettings import SettingsError, check_device_batch
 from methods.config import ConfigError, apply_overrides, load_yaml
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -40,14 +47,20 @@ class RunLayer:
 
     preset: str | None = None  # method config preset: tiny, paper, ...
     epochs: int | None = None  # training epochs (the schedule spans them unless optim.epochs)
-    batch_size: int | None = None  # training samples per batch per device
+    batch_size: int | None = None  # training samples per batch per device (= device_batch)
     test_batch_size: int | None = None  # test views per batch per device (default batch_size)
+    global_batch: int | None = None  # samples per optimiser step over all devices and nodes
+    # the most training samples per device that fit: a number, or one per memory class
+    # ({cpu: 8, gpu_80gb: 48, gpu_141gb: 96}; cvbench.runsettings.fitting_batch picks)
+    device_batch: int | dict[str, int] | None = None
+    gpu_precision: str | None = None  # Lightning precision on a GPU (None: bf16-mixed)
     config: dict[str, Any] = field(default_factory=dict)  # method config overrides
     optim: dict[str, Any] = field(default_factory=dict)  # OptimConfig overrides
     dataset_options: dict[str, Any] = field(default_factory=dict)  # dataset builder options
 
 
 _MAPPINGS = ("config", "optim", "dataset_options")  # the RunLayer fields that are mappings
+_DEVICE_BATCH = ("batch_size", "device_batch")  # two names of one setting
 
 
 @dataclass(frozen=True)
@@ -56,12 +69,21 @@ class ResolvedRun:
 
     preset: str
     epochs: int
-    batch_size: int
+    device_batch: int | dict[str, int]  # per device: the most that fits, or (flags) exactly
+    device_batch_exact: bool  # set on the command line: taken as it is, never lowered
     test_batch_size: int | None
+    global_batch: int | None  # samples per optimiser step (None: device batch x devices)
+    file_global_batch: int | None  # the config files' global batch (the lr was set for it)
+    gpu_precision: str | None  # the method's precision on a GPU (None: the default)
     config: dict[str, Any]  # method config overrides on top of the preset
     optim: dict[str, Any]  # OptimConfig overrides on top of the method's default_optim
     dataset_options: dict[str, Any]
     files: tuple[str, ...]  # config files applied, lowest layer first
+
+    @property
+    def batch_size(self) -> int | dict[str, int]:
+        """The older name of :attr:`device_batch`."""
+        return self.device_batch
 
 
 def parse_layer(data: Mapping[str, Any], source: str) -> RunLayer:
@@ -70,6 +92,7 @@ def parse_layer(data: Mapping[str, Any], source: str) -> RunLayer:
         raise ConfigError(f"{source}: expected a mapping of run settings")
     names = {f.name for f in dataclasses.fields(RunLayer)}
     scalars = {}
+    device_batch = None  # checked here: a number or a mapping, not one type
     for key, value in data.items():
         if key not in names:
             hint = " (method config fields go under `config:`)" if key not in _MAPPINGS else ""
@@ -79,15 +102,25 @@ def parse_layer(data: Mapping[str, Any], source: str) -> RunLayer:
         if key in _MAPPINGS:
             if value is not None and not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {key}: expected a mapping, got {value!r}")
+        elif key == "device_batch" and value is not None:
+            try:
+                check_device_batch(value, source)
+            except SettingsError as error:
+                raise ConfigError(str(error)) from error
+            device_batch = dict(value) if isinstance(value, Mapping) else value
         elif value is not None:
             scalars[key] = value
+    if all(data.get(key) is not None for key in _DEVICE_BATCH):
+        raise ConfigError(f"{source}: batch_size and device_batch: set one of the two")
     layer = apply_overrides(RunLayer(), scalars, source)
-    for key in ("epochs", "batch_size", "test_batch_size"):
+    for key in ("epochs", "batch_size", "test_batch_size", "global_batch"):
         value = getattr(layer, key)
         if value is not None and value < 1:
             raise ConfigError(f"{source}: RunLayer.{key}: expected a positive number, got {value}")
     return dataclasses.replace(
-        layer, **{key: dict(data.get(key) or {}) for key in _MAPPINGS if key in data}
+        layer,
+        device_batch=device_batch,
+        **{key: dict(data.get(key) or {}) for key in _MAPPINGS if key in data},
     )
 
 
@@ -154,18 +187,29 @@ def resolve(
     if flags is not None:
         layers.append((flags, COMMAND_LINE))
     merged: dict[str, Any] = {}
+    device_batch, device_source = DEFAULT_BATCH_SIZE, ""
+    file_global = None
     for layer, source in layers:
         check_layer(layer, method, source)
         values = dataclasses.asdict(layer)
+        for key in _DEVICE_BATCH:  # either name replaces the layers below (no key merge)
+            if values.pop(key) is not None:
+                device_batch, device_source = getattr(layer, key), source
         merged = _merge(merged, {k: v for k, v in values.items() if v is not None})
+        if source != COMMAND_LINE:
+            file_global = merged.get("global_batch")
     epochs = merged.get("epochs")
     if epochs is None:
         epochs = get_method(method).module.default_optim().epochs
     return ResolvedRun(
         preset=merged.get("preset") or DEFAULT_PRESETS.get(dataset, FALLBACK_PRESET),
         epochs=epochs,
-        batch_size=merged.get("batch_size") or DEFAULT_BATCH_SIZE,
+        device_batch=device_batch,
+        device_batch_exact=device_source == COMMAND_LINE,
         test_batch_size=merged.get("test_batch_size"),
+        global_batch=merged.get("global_batch"),
+        file_global_batch=file_global,
+        gpu_precision=merged.get("gpu_precision"),
         config=merged.get("config", {}),
         optim=merged.get("optim", {}),
         dataset_options=merged.get("dataset_options", {}),

@@ -24,7 +24,8 @@ import platform
 import random
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,9 +57,15 @@ class RunSpec:
     optim: dict[str, Any] = field(default_factory=dict)  # OptimConfig overrides
     dataset_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
-    batch_size: int = 8
+    batch_size: int = 8  # the device batch: training samples per forward pass per device
+    accumulate_grad_batches: int = 1  # forward passes per optimiser step (global batch /
+    # (batch_size x devices x nodes), cvbench.runsettings.plan_batch)
     test_batch_size: int | None = None  # test views per batch (None: batch_size)
     num_workers: int = 0
+    pin_memory: bool = False  # page-locked loader batches (GPU runs; when the datamodule takes it)
+    threads: int | None = None  # torch intra-op threads per process (None: torch's, unchanged)
+    logger: str = "csv"  # csv, tensorboard or both (runs/<run id>/logs, .../tensorboard)
+    memory_class: str | None = None  # the device_batch entry the batch came from, for the record
     seed: int = 0
     shots: int | None = None  # K training videos per class (None: the whole training list)
     shot_seed: int | None = None  # seed of the K-shot draw (None: seed)
@@ -70,7 +77,7 @@ class RunSpec:
     precision: str = "32-true"
     cache_dir: str | None = None
     output: str = str(RUNS_DIR)
-    work_dir: str = "runs"  # checkpoints and CSV logs, one folder per run id
+    work_dir: str = "runs"  # checkpoints and logs, one folder per run id
     resume: bool = False
     limit_train_batches: float | int = 1.0
     limit_test_batches: float | int = 1.0
@@ -160,9 +167,84 @@ class RunMetadata(L.Callback):
         checkpoint[CHECKPOINT_KEY] = dict(self.metadata)
 
 
+class Throughput(L.Callback):
+    """Log ``train/videos_per_s`` per epoch: training videos of every rank over the epoch's
+    wall time (loading, forward, backward and optimiser steps together)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.videos = 0
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.videos += len(batch["label"])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        rate = self.videos * trainer.world_size / seconds  # ranks see equal shares
+        pl_module.log("train/videos_per_s", rate, on_step=False, on_epoch=True, rank_zero_only=True)
+
+
+def _loggers(spec: RunSpec, work: Path) -> list[Any]:
+    """``spec.logger``'s loggers: CSV under ``work/logs``, TensorBoard under ``work/tensorboard``
+    (version_N, one per attempt: a resumed attempt writes its own, the first's are kept)."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out: list[Any] = []
+    if spec.logger in ("csv", "both"):
+        out.append(CSVLogger(work, name="logs"))
+    if spec.logger in ("tensorboard", "both"):
+        out.append(TensorBoardLogger(work, name="tensorboard", default_hp_metric=False))
+    if not out:
+        raise ValueError(f"logger {spec.logger!r}: expected csv, tensorboard or both")
+    return out
+
+
+@contextmanager
+def process_threads(threads: int | None) -> Iterator[int]:
+    """Torch's intra-op threads for the block, and ``OMP_NUM_THREADS`` for the processes it
+    starts (Lightning's DDP ranks, which would otherwise pick cores / ranks themselves);
+    None leaves both as they are. Yields the count in force."""
+    from cvbench.method_bench import torch_threads
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        with torch_threads(threads) as count:
+            yield count
+    finally:
+        if threads is not None and before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        elif threads is not None:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
+def datamodule_takes(option: str) -> bool:
+    """Whether CompressedVideoDataModule's constructor has ``option`` (``pin_memory``
+    arrives with the loader work of another branch; until then GPU runs load into pageable
+    memory, and DataLoader's own prefetching, 2 batches per worker, applies)."""
+    import inspect
+
+    from datamodules.datamodule import CompressedVideoDataModule
+
+    return option in inspect.signature(CompressedVideoDataModule.__init__).parameters
+
+
+def _loader_options(spec: RunSpec) -> dict[str, Any]:
+    """The datamodule options of ``spec`` that its constructor takes."""
+    return {"pin_memory": spec.pin_memory} if datamodule_takes("pin_memory") else {}
+
+
 def _identity(spec: RunSpec, config: Any, optim: Any) -> dict[str, Any]:
-    """What defines a run's numbers; hashed into the run id (shots only when set, so
-    the ids of full-training-set runs are what they were before K-shot runs existed)."""
+    """What defines a run's numbers; hashed into the run id (shots and accumulation only
+    when set, so the ids of other runs are what they were before either existed)."""
     from methods.config import to_dict
 
     identity = {
@@ -179,6 +261,8 @@ def _identity(spec: RunSpec, config: Any, optim: Any) -> dict[str, Any]:
     if spec.shots is not None:
         identity["shots"] = spec.shots
         identity["shot_seed"] = spec.seed if spec.shot_seed is None else spec.shot_seed
+    if spec.accumulate_grad_batches != 1:  # (so ids without accumulation stay what they were)
+        identity["accumulate_grad_batches"] = spec.accumulate_grad_batches
     return identity
 
 
@@ -224,10 +308,15 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
     """Fit, test with the paper's multi-view protocol, write and return the run record.
 
     Under DDP every rank trains; rank 0 alone writes and returns the record (others None).
-    ``callbacks`` are added to the Trainer's (tests inject faults with them).
+    ``callbacks`` are added to the Trainer's (tests inject faults with them). The loss and
+    the learning rates are logged at every step, ``train/videos_per_s`` at every epoch end.
     """
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
+    with process_threads(spec.threads):
+        return _train_and_test(spec, callbacks)
+
+
+def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str, Any] | None:
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
     import methods  # noqa: F401  (registers the methods)
     from cvbench.pretrain import resolve_synthetic
@@ -281,6 +370,7 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         shots=spec.shots,
         shot_seed=spec.shot_seed,
         test_batch_size=spec.test_batch_size,
+        **_loader_options(spec),
     )
     # one checkpoint, last.ckpt, rewritten at every epoch end (save_top_k=0 with
     # save_last=True would write it only when training ends: nothing to resume from)
@@ -303,6 +393,7 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         "config_files": list(spec.config_files),
         "pretrained": getattr(model, "pretrained", []),
         "code_version": version,
+        "precision": spec.precision,  # cvbench test evaluates with it on a GPU
     }
     last = work / "checkpoints" / "last.ckpt"
     resuming = spec.resume and last.exists()
@@ -313,9 +404,17 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         num_nodes=spec.num_nodes,
         strategy=spec.strategy,
         precision=spec.precision,
-        # logs/version_N: a resumed attempt writes its own, the first attempt's are kept
-        logger=CSVLogger(work, name="logs"),
-        callbacks=[checkpoint, StepSeeds(spec.seed), RunMetadata(metadata), *callbacks],
+        accumulate_grad_batches=spec.accumulate_grad_batches,
+        logger=_loggers(spec, work),
+        log_every_n_steps=1,  # the loss and the learning rates of every step
+        callbacks=[
+            checkpoint,
+            StepSeeds(spec.seed),
+            RunMetadata(metadata),
+            LearningRateMonitor(logging_interval="step"),
+            Throughput(),
+            *callbacks,
+        ],
         deterministic=False,
         enable_progress_bar=spec.progress,
         limit_train_batches=spec.limit_train_batches,
@@ -347,11 +446,34 @@ def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[
         **_results(model),
         "timings": {"train_s": round(train_s, 2), "test_s": round(test_s, 2)},
         "epochs": spec.epochs,
+        **_settings(spec, trainer),
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
         "checkpoint": str(last),
     }
     return _publish(trainer, Path(spec.output), record)
+
+
+def _settings(spec: RunSpec, trainer: L.Trainer) -> dict[str, Any]:
+    """How a run used its machine: the batch split, precision, loading, threads, loggers."""
+    import torch
+
+    return {
+        "global_batch": spec.batch_size
+        * trainer.num_devices
+        * trainer.num_nodes
+        * spec.accumulate_grad_batches,
+        "device_batch": spec.batch_size,
+        "accumulation": spec.accumulate_grad_batches,
+        "devices": trainer.num_devices,
+        "num_nodes": trainer.num_nodes,
+        "memory_class": spec.memory_class,
+        "precision": str(trainer.precision),
+        "workers": spec.num_workers,
+        "pin_memory": _loader_options(spec).get("pin_memory", False),
+        "threads": torch.get_num_threads(),
+        "logger": spec.logger,
+    }
 
 
 def quiet_trainer(max_epochs: int, progress: bool, **options: Any) -> L.Trainer:
@@ -390,7 +512,7 @@ class EvalSpec:
     accelerator: str = "auto"
     devices: str | int = "auto"
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str | None = "32-true"  # None: the run's on a GPU (else bf16-mixed), 32-true on CPU
     cache_dir: str | None = None
     output: str = str(RUNS_DIR)
     limit_test_batches: float | int = 1.0
@@ -520,11 +642,17 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
             f"{path}: trained on {hparams['num_classes']} classes that are not {dataset}'s "
             f"{len(dm.classes)} classes (split {split})"
         )
+    precision = spec.precision
+    if precision is None:
+        from cvbench.runsettings import default_precision, detect_machine
+
+        machine = detect_machine(spec.accelerator, spec.devices)
+        precision = default_precision(machine, metadata.get("precision"))
     trainer = L.Trainer(
         accelerator=spec.accelerator,
         devices=spec.devices,
         strategy=spec.strategy,
-        precision=spec.precision,
+        precision=precision,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=spec.progress,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cvbench import runsettings as rs
 from cvbench.commands import json_stdout, print_json
 from cvbench.commands.run import (
     _limit,
@@ -81,7 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="test views per batch per device (default: the training run's batch size)",
     )
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader worker processes (default: min(8, cores per device) on a GPU, 0 on "
+        "the CPU)",
+    )
     add_device_options(p, num_nodes=False)
     p.add_argument(
         "--limit-test-batches",
@@ -95,6 +102,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        rs.check_count(args.workers, "--workers", minimum=0)
+        machine = rs.detect_machine(args.accelerator, parse_devices(args.devices))
+    except rs.SettingsError as exc:
+        print(f"cvbench test: error: {exc}", file=sys.stderr)
+        return 2
+    workers = args.workers if args.workers is not None else rs.default_workers(machine)
     spec = EvalSpec(
         checkpoint=args.checkpoint,
         dataset=args.dataset,
@@ -107,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         overrides=_parse_set(args.set),
         batch_size=args.batch_size,
-        num_workers=args.workers,
+        num_workers=workers,
         accelerator=args.accelerator,
         devices=parse_devices(args.devices),
         strategy=args.strategy,
