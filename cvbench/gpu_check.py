@@ -263,15 +263,16 @@ def largest_divisor_at_most(total: int, limit: int) -> int:
     return max((d for d in range(1, min(total, limit) + 1) if total % d == 0), default=0)
 
 
-def paper_global_batch(method: str, dataset: str = "ucf101") -> int | None:
-    """The paper's global batch as ``configs/<method>/<dataset>.yaml`` states it."""
+def paper_settings(method: str, dataset: str = "ucf101") -> tuple[int | None, str | None]:
+    """(the paper's global batch, the method's precision on a GPU) as
+    ``configs/<method>/<dataset>.yaml`` states them (None where it does not)."""
     from cvbench.configs import resolve
 
     try:
         settings = resolve(method, dataset)
-    except Exception:  # noqa: BLE001  (no config for this method: nothing to cap with)
-        return None
-    return getattr(settings, "global_batch", None) or settings.batch_size
+    except Exception:  # noqa: BLE001  (no usable config for this method: nothing to say)
+        return None, None
+    return settings.global_batch, settings.gpu_precision
 
 
 # --------------------------------------------------------------------------- one method
@@ -289,16 +290,24 @@ def check_method(
     repeats: int,
     clip: dict[str, Any],
     deadline: float,
+    precision: str | None = None,
+    stages: Sequence[str] = ("train", "inference"),
     progress: bool = False,
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``gpu_check`` record of one method and its ``timing`` records: the method's own
-    and, for ``tpclip``, the pixel-domain reference's (which runs tpclip's network)."""
+    and, for ``tpclip``, the pixel-domain reference's (which runs tpclip's network).
+
+    ``precision``: the training precision on a GPU (None: the method's ``gpu_precision``
+    in its UCF101 config, else ``bf16-mixed``); the CPU trains in ``32-true``.
+    ``stages``: which of ``train`` and ``inference`` to measure.
+    """
     import methods  # noqa: F401  (registers every method)
     from methods.registry import create_method
 
     gpu = device.type == "cuda"
-    precision = "bf16-mixed" if gpu else "32-true"
+    global_batch, method_precision = paper_settings(name) if preset != "tiny" else (None, None)
+    precision = (precision or method_precision or "bf16-mixed") if gpu else "32-true"
     total_gib = torch.cuda.get_device_properties(device).total_memory / GIB if gpu else None
     record: dict[str, Any] = {
         "kind": "gpu_check",
@@ -326,12 +335,11 @@ def check_method(
     }
     record.update(model.parameter_counts())
     record["build_s"] = round(time.perf_counter() - started, 2)
-    global_batch = paper_global_batch(name) if preset != "tiny" else None
     record["paper_global_batch"] = global_batch
 
     # ---- training at the small batches, then the device batch
     runs = []
-    for size in train_batches:
+    for size in train_batches if "train" in stages else ():
         if time.perf_counter() > deadline:
             record["not_measured"].append(f"training at batch {size}: deadline")
             continue
@@ -355,7 +363,7 @@ def check_method(
         limit = record["max_batch_this_device"]
         device_batch = min(limit, global_batch) if global_batch else limit
         device_batch = min(device_batch, 512)
-        if device_batch > max(train_batches):
+        if device_batch > max(train_batches) and "train" in stages:
             if time.perf_counter() > deadline:
                 record["not_measured"].append(f"training at device batch {device_batch}: deadline")
             else:
@@ -387,6 +395,7 @@ def check_method(
                     runs.append(result)
                     if result["oom"]:
                         device_batch = None
+    record["stages"] = list(stages)
     record["training"] = runs
     record["device_batch"] = device_batch
     fitted = [r for r in runs if not r.get("oom")]
@@ -403,7 +412,9 @@ def check_method(
 
     # ---- inference over the paper's test views: float32 (timing record), bf16 autocast
     timings = []
-    if time.perf_counter() > deadline:
+    if "inference" not in stages:
+        pass
+    elif time.perf_counter() > deadline:
         record["not_measured"].append("inference: deadline")
     else:
         log(f"{name}: inference, float32")
@@ -476,14 +487,23 @@ def check_loaders(
     deadline: float,
     rates: dict[str, float] | None = None,
     pin_memory: bool = False,
+    video: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Loader throughput of each method's data spec for each worker count.
 
     Methods sharing a data spec share one measurement. ``rates``: training videos/s per
-    method (the GPU's appetite), for the workers needed.
+    method (the GPU's appetite), for the workers needed. With ``video``, each spec's
+    *transport ceiling* too: one training sample of it (read from ``video``) moved by a
+    DataLoader that decodes nothing, at 1 and at the most workers, pinned and not
+    (:func:`~cvbench.loader_throughput.transport_throughput`).
     """
-    from cvbench.loader_throughput import loader_throughput, method_spec, workers_needed
+    from cvbench.loader_throughput import (
+        loader_throughput,
+        method_spec,
+        transport_throughput,
+        workers_needed,
+    )
     from datamodules.datamodule import spec_key
 
     out: dict[str, Any] = {
@@ -523,6 +543,24 @@ def check_loaders(
             for r in done[key]:
                 r["speedup"] = round(r["videos_per_s"] / base, 2) if base > 0 else None
             out["specs"][key] = done[key]
+            if video is not None and time.perf_counter() <= deadline:
+                log(f"loader: {name}'s data spec, transport ceiling")
+                sample = {
+                    k: v[0]
+                    for k, v in training_batch(spec, video, 1).items()
+                    if k in {m.value for m in spec.modalities}
+                }
+                out.setdefault("transport", {})[key] = [
+                    transport_throughput(
+                        sample,
+                        workers=count,
+                        batch_size=batch_size,
+                        batches=max(6, 3 * count),
+                        pin_memory=pin,
+                    )
+                    for count in sorted({min(workers), max(workers)})
+                    for pin in (False, True)
+                ]
         entry: dict[str, Any] = {"spec": key}
         rate = (rates or {}).get(name)
         if rate is not None:
@@ -536,10 +574,11 @@ def check_loaders(
 
 
 def gpu_check_path(directory: str | os.PathLike, record: dict[str, Any]) -> Path:
-    """``<dir>/gpu-<method>-<preset>-<device slug>.json``."""
-    return (
-        Path(directory) / f"gpu-{record['method']}-{record['preset']}-{record['device_slug']}.json"
+    """``<dir>/gpu-<method>-<preset>-<device slug>-<precision>.json``."""
+    name = (
+        f"gpu-{record['method']}-{record['preset']}-{record['device_slug']}-{record['precision']}"
     )
+    return Path(directory) / f"{name}.json"
 
 
 def run_gpu_check(
@@ -554,6 +593,8 @@ def run_gpu_check(
     warmup: int = 2,
     repeats: int = 5,
     loader_workers: Sequence[int] = (),
+    precision: str | None = None,
+    stages: Sequence[str] = ("train", "inference", "loader"),
     loader_batch: int = 8,
     loader_dataset: dict[str, Any] | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -570,12 +611,14 @@ def run_gpu_check(
     [...], "loader": {...}, "failed": {method: error}}``.
     """
     deadline = time.perf_counter() + budget_s
+    if "loader" not in stages:
+        loader_workers = ()
     methods_deadline = deadline - (loader_reserve_s if loader_workers else 0.0)
     for logger in ("lightning.pytorch", "lightning.fabric"):  # per-fit banners
         logging.getLogger(logger).setLevel(logging.WARNING)
     clip = clip_info(video, description)
     result: dict[str, Any] = {"methods": [], "timings": [], "failed": {}, "loader": None}
-    for name in names:
+    for name in names if {"train", "inference"} & set(stages) else ():
         if time.perf_counter() > methods_deadline:
             result["failed"][name] = "not started: time budget spent"
             continue
@@ -591,6 +634,8 @@ def run_gpu_check(
                 repeats=repeats,
                 clip=clip,
                 deadline=methods_deadline,
+                precision=precision,
+                stages=stages,
                 progress=progress,
                 log=log,
             )
@@ -624,6 +669,7 @@ def run_gpu_check(
                 deadline=deadline,
                 rates=rates,
                 pin_memory=device.type == "cuda",
+                video=video,
                 log=log,
             )
         except Exception as exc:  # noqa: BLE001
@@ -640,7 +686,7 @@ def run_gpu_check(
         )
         result["loader"] = loader
         if out_dir is not None:
-            write_json_atomic(
-                Path(out_dir) / f"loader-{preset}-{loader['device_slug']}.json", loader
-            )
+            stamp = loader["created"][:16].replace("-", "").replace(":", "")
+            name = f"loader-{preset}-{loader['device_slug']}-{stamp}.json"
+            write_json_atomic(Path(out_dir) / name, loader)
     return result

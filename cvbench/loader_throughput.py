@@ -29,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from datamodules.contract import DataSpec
@@ -197,3 +199,64 @@ def workers_needed(
     none does."""
     meeting = [r["workers"] for r in sweep_results if r["videos_per_s"] >= target_videos_per_s]
     return min(meeting) if meeting else None
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class _SameSample(Dataset):
+    """One ready sample, copied afresh for every index (a worker makes new tensors per
+    sample, as the real dataset does): the loader's transport without any decoding."""
+
+    def __init__(self, sample: dict[str, torch.Tensor], length: int) -> None:
+        self.sample = sample
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value.clone() for key, value in self.sample.items()}
+
+
+def transport_throughput(
+    sample: dict[str, torch.Tensor],
+    *,
+    workers: int,
+    batch_size: int,
+    batches: int,
+    pin_memory: bool = False,
+) -> dict[str, Any]:
+    """Videos/s and MB/s of a DataLoader that only moves ``sample`` (no decoding).
+
+    The ceiling the real loader cannot pass whatever its decoding speed: a worker's
+    copy, collation into shared memory, the hand-over to the main process and, with
+    ``pin_memory``, the copy into page-locked memory. Timed as :func:`loader_throughput`
+    (the first batch apart).
+    """
+    if workers < 0 or batch_size < 1 or batches < 1:
+        raise ValueError("workers must be >= 0, batch_size and batches >= 1")
+    data = _SameSample(sample, batch_size * (batches + 1))
+    loader = DataLoader(data, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory)
+    sample_bytes = sum(v.numel() * v.element_size() for v in sample.values())
+    it = iter(loader)
+    start = time.perf_counter()
+    next(it)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    count = 0
+    for batch in it:
+        count += len(next(iter(batch.values())))
+    seconds = time.perf_counter() - start
+    del it
+    return {
+        "workers": workers,
+        "batch_size": batch_size,
+        "pin_memory": pin_memory,
+        "videos": count,
+        "seconds": round(seconds, 4),
+        "videos_per_s": round(count / seconds, 2) if seconds > 0 else None,
+        "sample_mb": round(sample_bytes / 1e6, 3),
+        "mb_per_s": round(count * sample_bytes / 1e6 / seconds, 1) if seconds > 0 else None,
+        "first_batch_s": round(first, 4),
+    }

@@ -94,7 +94,7 @@ def test_cpu_end_to_end_writes_the_records(clip: Path, tmp_path: Path, capsys) -
     assert code == 0
     printed = capsys.readouterr().out
     assert "cvpt" in printed and "loader (cvpt)" in printed
-    record = json.loads((out / "gpu-cvpt-tiny-cpu.json").read_text())
+    record = json.loads((out / "gpu-cvpt-tiny-cpu-32-true.json").read_text())
     assert record["kind"] == "gpu_check" and record["precision"] == "32-true"
     assert [r["batch_size"] for r in record["training"]] == [2, 4]
     assert all(r["step_ms"] > 0 and len(r["steps_ms"]) == 1 for r in record["training"])
@@ -103,9 +103,15 @@ def test_cpu_end_to_end_writes_the_records(clip: Path, tmp_path: Path, capsys) -
     assert record["not_measured"] == []
     timing = json.loads((runs / "timing-cvpt-tiny-cpu.json").read_text())
     assert timing["kind"] == "timing" and timing["dtype"] == "float32"
-    loader = json.loads((out / "loader-tiny-cpu.json").read_text())
+    (path,) = out.glob("loader-tiny-cpu-*.json")
+    loader = json.loads(path.read_text())
     (sweep,) = loader["specs"].values()
     assert [r["workers"] for r in sweep] == [0, 1]
+    (transport,) = loader["transport"].values()  # the ceiling: no decoding, 0 and 1 workers
+    assert [(r["workers"], r["pin_memory"]) for r in transport] == [
+        (0, False), (0, True), (1, False), (1, True),
+    ]  # fmt: skip
+    assert all(r["mb_per_s"] > 0 and r["sample_mb"] > 0 for r in transport)
     assert loader["methods"]["cvpt"]["workers_needed"] in (0, 1, None)
 
 
@@ -136,6 +142,8 @@ def test_budget_spent_is_said_not_hidden(clip: Path, tmp_path: Path) -> None:
         ["--train-batches", "4,4"],
         ["--loader-workers", "x"],
         ["--steps", "0"],
+        ["--stages", "train,fly"],
+        ["--precision", "64"],
         ["--preset", "huge"],
         ["--video", "/no/such/video.m4v"],
     ],
@@ -158,5 +166,5 @@ def test_every_method_runs_on_the_cpu(clip: Path, tmp_path: Path) -> None:
         ]
     )  # fmt: skip
     assert code == 0
-    assert len(list(tmp_path.glob("gpu-*-tiny-cpu.json"))) == 7
+    assert len(list(tmp_path.glob("gpu-*-tiny-cpu-32-true.json"))) == 7
     assert (tmp_path / "timing-pixel-tiny-cpu.json").is_file()

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 _PROG = "cvbench bench gpu"
+PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true")
 
 
 def add_parser(kinds: argparse._SubParsersAction) -> None:
@@ -58,6 +59,17 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         "--preset",
         default=None,
         help="config preset the models are built at (default: paper on a GPU, tiny on the CPU)",
+    )
+    p.add_argument(
+        "--stages",
+        default="train,inference,loader",
+        help="comma-separated stages to run: train, inference, loader (default: all three)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        help="training precision on a GPU (default: the method's gpu_precision in "
+        "configs/<method>/ucf101.yaml, else bf16-mixed); the CPU trains in 32-true",
     )
     p.add_argument(
         "--train-batches",
@@ -183,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--train-batches/--loader-workers: {exc}")
     if len(batches) != 2 or min(batches) < 1 or batches[0] == batches[1]:
         return _error("--train-batches takes two different sizes >= 1, e.g. 4,8")
+    stages = [v.strip() for v in args.stages.split(",") if v.strip()]
+    if not stages or set(stages) - {"train", "inference", "loader"}:
+        return _error(f"--stages {args.stages!r}: choose from train, inference, loader")
+    if args.precision is not None and args.precision not in PRECISIONS:
+        return _error(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
     if args.steps < 1 or args.warmup < 0 or args.repeats < 1 or args.loader_batch < 1:
         return _error("--steps, --repeats and --loader-batch must be >= 1, --warmup >= 0")
     try:
@@ -225,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
                 runs_dir=args.runs if args.save else None,
                 budget_s=args.budget,
                 loader_reserve_s=args.loader_reserve,
+                precision=args.precision,
+                stages=stages,
                 progress=not args.no_progress,
                 log=_log,
             )
@@ -298,6 +317,16 @@ def format_summary(result: dict[str, Any]) -> str:
         users = [m for m, e in loader["methods"].items() if e["spec"] == spec]
         cells = ", ".join(f"{s['workers']}w {s['videos_per_s']:.0f}" for s in sweep)
         lines.append(f"loader ({'/'.join(users)}): videos/s by workers: {cells}")
+    for spec, rows in (loader.get("transport") or {}).items():
+        users = [m for m, e in loader["methods"].items() if e["spec"] == spec]
+        cells = ", ".join(
+            f"{r['workers']}w{' pinned' if r['pin_memory'] else ''} {r['videos_per_s']:.0f}"
+            for r in rows
+        )
+        lines.append(
+            f"transport ceiling ({'/'.join(users)}, {rows[0]['sample_mb']:.1f} MB a video): "
+            f"videos/s {cells}"
+        )
     for note in loader.get("not_measured", []):
         lines.append(f"loader not measured: {note}")
     if loader.get("error"):
