@@ -275,6 +275,42 @@ def paper_settings(method: str, dataset: str = "ucf101") -> tuple[int | None, st
     return settings.global_batch, settings.gpu_precision
 
 
+def training_rate(
+    name: str,
+    video: str | os.PathLike,
+    *,
+    preset: str,
+    device: torch.device,
+    batch_size: int,
+    steps: int = 5,
+    warmup: int = 2,
+    precision: str | None = None,
+    num_classes: int = NUM_CLASSES,
+) -> dict[str, Any]:
+    """Training-step time and videos/s of method ``name`` at ``batch_size`` on ``device``
+    (:func:`measure_training` on inputs from :func:`training_batch`), with the precision:
+    ``precision``, else the method's GPU precision on a GPU (bf16-mixed by default), else
+    ``32-true``."""
+    import methods  # noqa: F401  (registers every method)
+    from methods.registry import create_method
+
+    if device.type == "cuda":
+        method_precision = paper_settings(name)[1] if preset != "tiny" else None
+        precision = precision or method_precision or "bf16-mixed"
+    else:
+        precision = precision or "32-true"
+    torch.manual_seed(0)
+    model = create_method(name, preset, num_classes=num_classes)
+    batch = training_batch(model.data_spec, video, batch_size, num_classes=num_classes)
+    result = measure_training(
+        model, batch, device=device, precision=precision, steps=steps, warmup=warmup
+    )
+    result["precision"] = precision
+    del model, batch
+    _free(device)
+    return result
+
+
 # --------------------------------------------------------------------------- one method
 
 

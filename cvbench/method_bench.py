@@ -422,10 +422,14 @@ def record_path(runs: str | os.PathLike, record: dict[str, Any]) -> Path:
 
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """The human-readable table of timing records (stable order: as given)."""
-    header = ("method", "preprocess ms", "inference ms", "full ms", "views", "inputs")
+    header = (
+        "method", "preprocess ms", "inference ms", "full ms", "views", "train ms/step",
+        "train videos/s", "inputs",
+    )  # fmt: skip
     rows = [header]
     for r in records:
         shapes = r["sampling"]["input_shapes"]
+        train = r.get("training") or {}
         rows.append(
             (
                 r["method"],
@@ -433,11 +437,13 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                 f"{r['inference_ms']:.1f}",
                 f"{r['full_ms']:.1f}",
                 str(r["views"]),
+                f"{train['step_ms']:.1f} (B={train['batch_size']})" if "step_ms" in train else "-",
+                f"{train['videos_per_s']:.1f}" if "videos_per_s" in train else "-",
                 ", ".join(f"{k} {'x'.join(map(str, s))}" for k, s in shapes.items()),
             )
         )
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
-    numeric = {1, 2, 3, 4}
+    numeric = {1, 2, 3, 4, 5, 6}
     lines = []
     for row in rows:
         cells = (
@@ -464,5 +470,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         "  = one forward pass over all views as one batch (eval, inference_mode, float32);",
         "  full = both end to end in one timed region. pixel = every frame decoded to RGB, then",
         "  tpclip's frames and network. Random weights: timing does not depend on weight values.",
+        "  train (--train-batch B) = one optimiser step at batch B with Lightning, batch on the",
+        "  device, median after 2 untimed steps (bf16-mixed on a GPU unless the method says).",
     ]
     return "\n".join(lines)

@@ -291,9 +291,25 @@ def test_cli_table(clip: Path, capsys: pytest.CaptureFixture) -> None:
     assert "pixel" in text and "rgb 1x8x3x64x64" in text and "ms per video" in text
 
 
+def test_cli_training_rate(clip: Path, capsys: pytest.CaptureFixture) -> None:
+    """--train-batch adds one training measurement per method (the pixel reference trains
+    nothing) and the table shows it."""
+    argv = ["bench", "method", "--method", "stm,pixel", "--video", str(clip), "--repeats", "1"]
+    argv += ["--warmup", "0", "--train-batch", "3", "--train-steps", "1", "--json"]
+    assert main([*argv, "--no-progress"]) == 0
+    stm, pixel = json.loads(capsys.readouterr().out)
+    train = stm["training"]
+    assert train["batch_size"] == 3 and train["precision"] == "32-true" and not train["oom"]
+    assert len(train["steps_ms"]) == 1 and train["videos_per_s"] > 0
+    assert "training" not in pixel
+    text = mb.format_table([stm, pixel])
+    assert "(B=3)" in text and "train videos/s" in text
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--method", "iframe", "--train-batch", "0"], "--train-batch and --train-steps"),
         (["--method", "nope"], "unknown method(s) ['nope']"),
         (["--method", "iframe,nope"], "unknown method(s) ['nope']"),
         (["--method", "iframe", "--repeats", "0"], "--repeats must be >= 1"),

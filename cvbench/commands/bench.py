@@ -98,6 +98,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "synthetic 340x256 bikes clip",
     )
     p.add_argument(
+        "--train-batch",
+        type=int,
+        default=None,
+        metavar="B",
+        help="also time training steps at batch B (Lightning Trainer, the method's optimiser; "
+        "bf16-mixed on a GPU unless the method's config says otherwise, 32-true on the CPU): "
+        "ms per step and videos/s in the record's `training`",
+    )
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=5,
+        help="timed training steps with --train-batch (median; 2 untimed steps first)",
+    )
+    p.add_argument(
         "--save",
         action="store_true",
         help="write one timing record per method to RUNS/timing-<method>-<preset>-<device>.json",
@@ -119,6 +134,7 @@ def _error(message: str) -> int:
 
 def run_method(args: argparse.Namespace) -> int:
     # torch and the methods take seconds to import: only this command pays for them
+    from cvbench.gpu_check import training_rate
     from cvbench.loader_bench import synthetic_video
     from cvbench.method_bench import (
         bench_method,
@@ -131,6 +147,7 @@ def run_method(args: argparse.Namespace) -> int:
     )
     from cvbench.run import write_json_atomic
     from datamodules.errors import VideoError
+    from methods.registry import list_methods
 
     if args.repeats < 1 or args.warmup < 0:
         return _error("--repeats must be >= 1 and --warmup >= 0")
@@ -138,6 +155,8 @@ def run_method(args: argparse.Namespace) -> int:
         return _error("--threads must be >= 1")
     if args.num_classes < 1:
         return _error("--num-classes must be >= 1")
+    if args.train_batch is not None and (args.train_batch < 1 or args.train_steps < 1):
+        return _error("--train-batch and --train-steps must be >= 1")
     known = pipeline_names()
     names = known if args.method == "all" else [n.strip() for n in args.method.split(",")]
     unknown = [n for n in names if n not in known]
@@ -170,6 +189,16 @@ def run_method(args: argparse.Namespace) -> int:
                         clip=clip,
                         progress=not args.no_progress,
                     )
+                    if args.train_batch is not None and name in list_methods():
+                        record["training"] = training_rate(
+                            name,
+                            video,
+                            preset=args.preset,
+                            device=device,
+                            batch_size=args.train_batch,
+                            steps=args.train_steps,
+                            num_classes=args.num_classes,
+                        )
                     records.append(record)
                     if args.save:  # each as soon as it is measured: a stopped run keeps them
                         path = record_path(args.runs, record)
