@@ -1536,6 +1536,8 @@ _LATEX_SPECIAL = {
     "–": "--",
     "−": "-",
     "≤": r"$\leq$",
+    "<": r"$<$",  # text-mode < and > print as ¡ and ¿ in LaTeX's default (OT1) fonts
+    ">": r"$>$",
 }
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
 

@@ -564,6 +564,7 @@ def test_no_markdown_table_is_wider_than_ten_columns(tmp_path: Path):
 def test_latex_escapes_specials():
     assert latex_escape("50% of a_b & c") == r"50\% of a\_b \& c"
     assert latex_escape("run `cvbench table`") == r"run \texttt{cvbench table}"
+    assert latex_escape("> 16, <0.001") == r"$>$ 16, $<$0.001"
 
 
 # --------------------------------------------------------------------------- --check
