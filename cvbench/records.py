@@ -25,6 +25,13 @@ a zone is read as UTC. A record of ``cvbench test`` (``evaluated_from`` a checkp
 shown only when no training run has the same identity. The rule depends on the files' contents and names only, never on the
 order the filesystem lists them in.
 
+The GPU check's records in ``results/gpu/`` (``cvbench bench gpu``) are loaded apart, by
+:func:`load_gpu_records`, with the same checks and problem reports: kind ``"gpu_check"`` (one
+method's training steps, memory model, device batch and inference on one GPU, identity
+(method, preset, device, precision)) and ``"gpu_check_loader"`` (the DataLoader's videos/s
+per worker count, identity (preset, device)). Other files there (the raw log, the
+environment) are not ``*.json`` and are not read.
+
 Nothing here imports torch.
 """
 
@@ -42,7 +49,9 @@ from typing import Any
 from cvbench.reported import _Bad  # a field check failed (message, dotted field suffix)
 
 RUNS_DIR = Path("results") / "runs"
+GPU_DIR = Path("results") / "gpu"
 KINDS = ("run", "cost", "timing")
+GPU_KINDS = ("gpu_check", "gpu_check_loader")  # the kinds of results/gpu/*.json
 COST_QUANTITIES = ("tunable_params", "total_params", "gflops")
 
 
@@ -65,7 +74,7 @@ class RecordProblem:
 class Record:
     """One good record: its kind, its file and its JSON content."""
 
-    kind: str  # one of KINDS
+    kind: str  # one of KINDS (or GPU_KINDS)
     path: Path  # the file it was read from
     data: dict[str, Any]  # the JSON object as read (``kind`` filled in for old run records)
     created: datetime  # ``data["created"]`` parsed, aware (UTC where the text has no zone)
@@ -95,6 +104,16 @@ class Records:
         if kind not in KINDS:
             raise ValueError(f"unknown record kind {kind!r}; known: {list(KINDS)}")
         return {"run": self.runs, "cost": self.costs, "timing": self.timings}[kind]
+
+
+@dataclass
+class GpuRecords:
+    """The good records of the GPU check's folder, by kind, in file-name order."""
+
+    checks: list[Record] = field(default_factory=list)  # kind "gpu_check"
+    loaders: list[Record] = field(default_factory=list)  # kind "gpu_check_loader"
+    problems: list[RecordProblem] = field(default_factory=list)  # files left out, and why
+    folder_found: bool = False  # False: the folder does not exist (no rows, not a problem)
 
 
 # --------------------------------------------------------------------------- field checks
@@ -172,6 +191,21 @@ def _created(value: Any) -> None:
         raise _Bad(f"expected an ISO 8601 time, got {_show(value)}") from None
 
 
+def _below(name: str, sub: str | None) -> str:
+    """The dotted field ``sub`` below ``name`` ("[i]" joins without a dot)."""
+    if not sub:
+        return name
+    return f"{name}{sub}" if sub.startswith("[") else f"{name}.{sub}"
+
+
+def _nullable(check: Check) -> Check:
+    def nullable(value: Any) -> None:
+        if value is not None:
+            check(value)
+
+    return nullable
+
+
 def _mapping(spec: dict[str, tuple[Check, bool]]) -> Check:
     """A JSON object whose named fields are checked (others pass unchecked)."""
 
@@ -186,7 +220,22 @@ def _mapping(spec: dict[str, tuple[Check, bool]]) -> Check:
             try:
                 sub(value[name])
             except _Bad as bad:
-                raise _Bad(bad.message, f"{name}.{bad.field}" if bad.field else name) from None
+                raise _Bad(bad.message, _below(name, bad.field)) from None
+
+    return check
+
+
+def _dict_of(item: Check) -> Check:
+    """A JSON object whose every value is checked by ``item`` (keys are free)."""
+
+    def check(value: Any) -> None:
+        if not isinstance(value, dict):
+            raise _Bad(f"expected an object, got {_show(value)}")
+        for key, entry in value.items():
+            try:
+                item(entry)
+            except _Bad as bad:
+                raise _Bad(bad.message, _below(str(key), bad.field)) from None
 
     return check
 
@@ -307,6 +356,83 @@ _SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 
 
+# the GPU check's records (results/gpu/): a light check of the fields the gpu table reads
+_GPU_TRAINING = _mapping(
+    {
+        "batch_size": (_integer(1), True),
+        "oom": (_boolean, False),
+        "step_ms": (_ms, False),  # median optimiser step
+        "videos_per_s": (_number(0.0, nullable=True), False),
+        "peak_allocated_gib": (_number(0.0, nullable=True), False),
+        "device_batch": (_boolean, False),  # true on the run at the record's device batch
+    }
+)
+_LOADER_RUN = _mapping(
+    {
+        "workers": (_integer(0), True),
+        "videos_per_s": (_number(0.0), True),
+        "speedup": (_number(0.0, nullable=True), False),
+        "first_batch_s": (_number(0.0, nullable=True), False),
+    }
+)
+_LOADER_METHOD = _mapping(
+    {
+        "spec": (_text(), True),  # a key of the record's ``specs``
+        "train_videos_per_s": (_number(0.0, nullable=True), False),
+        "workers_needed": (_integer(0, nullable=True), False),  # null: no count meets it
+    }
+)
+_GPU_COMMON: dict[str, tuple[Check, bool]] = {
+    "kind": (_choice(GPU_KINDS), True),
+    "preset": (_text(), True),
+    "device": (_text(), True),  # the GPU's name
+    "created": (_created, True),
+    "code_version": (_text(), False),
+    "hardware": (_of_type(dict, "an object", nullable=True), False),
+    "not_measured": (_list_of(_text()), False),
+}
+_GPU_SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
+    "gpu_check": {
+        **_GPU_COMMON,
+        "method": (_text(), True),
+        "precision": (_text(), True),  # Lightning's training precision ("bf16-mixed")
+        "device_memory_gib": (_number(0.0, nullable=True), False),
+        "training": (_list_of(_GPU_TRAINING), True),
+        "device_batch": (_integer(1, nullable=True), True),
+        "memory_model": (
+            _nullable(
+                _mapping({"fixed_gib": (_number(None), True), "per_video_gib": (_number(), True)})
+            ),
+            True,
+        ),
+        "max_batch": (_dict_of(_integer(0)), False),  # per GPU memory class
+        "paper_global_batch": (_integer(1, nullable=True), False),
+        "paper_batch_on_one_device": (
+            _mapping(
+                {
+                    "device_batch": (_integer(0), True),
+                    "accumulation": (_integer(1, nullable=True), True),
+                }
+            ),
+            False,
+        ),
+        "inference_ms_fp32": (_ms, False),
+        "inference_ms_bf16": (_ms, False),
+        "test_views": (_integer(1, nullable=True), False),
+        "total_params": (_integer(0), False),
+        "tunable_params": (_integer(0), False),
+    },
+    "gpu_check_loader": {
+        **_GPU_COMMON,
+        "workers": (_list_of(_integer(0)), False),
+        "batch_size": (_integer(1), False),
+        "specs": (_dict_of(_list_of(_LOADER_RUN)), False),  # spec key -> one run per count
+        "methods": (_dict_of(_LOADER_METHOD), False),
+        "error": (_text(), False),  # the loader stage failed
+    },
+}
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -322,8 +448,25 @@ def check_record(data: Any, file: str) -> list[RecordProblem]:
     kind = data.get("kind", "run")
     if kind not in KINDS:
         return [RecordProblem(file, "kind", f"unknown kind {_show(kind)} (known: {list(KINDS)})")]
+    return _check_fields(data, file, kind, _SCHEMAS[kind])
+
+
+def check_gpu_record(data: Any, file: str) -> list[RecordProblem]:
+    """Every problem of one parsed record of the GPU check's folder (empty when it is good)."""
+    if not isinstance(data, dict):
+        return [RecordProblem(file, None, f"expected a JSON object, got {_show(data)}")]
+    kind = data.get("kind")
+    if kind not in GPU_KINDS:
+        known = list(GPU_KINDS)
+        return [RecordProblem(file, "kind", f"unknown kind {_show(kind)} (known: {known})")]
+    return _check_fields(data, file, kind, _GPU_SCHEMAS[kind])
+
+
+def _check_fields(
+    data: dict[str, Any], file: str, kind: str, schema: dict[str, tuple[Check, bool]]
+) -> list[RecordProblem]:
     problems = []
-    for name, (check, required) in _SCHEMAS[kind].items():
+    for name, (check, required) in schema.items():
         if name not in data:
             if required:
                 problems.append(RecordProblem(file, name, f"missing (required in a {kind} record)"))
@@ -331,13 +474,28 @@ def check_record(data: Any, file: str) -> list[RecordProblem]:
         try:
             check(data[name])
         except _Bad as bad:
-            dotted = (
-                name
-                if not bad.field
-                else (f"{name}{bad.field}" if bad.field.startswith("[") else f"{name}.{bad.field}")
-            )
-            problems.append(RecordProblem(file, dotted, bad.message))
+            problems.append(RecordProblem(file, _below(name, bad.field), bad.message))
     return problems
+
+
+def _read_folder(
+    folder: Path, check: Callable[[Any, str], list[RecordProblem]], default_kind: str | None
+) -> tuple[list[Record], list[RecordProblem]]:
+    """The good records of every ``*.json`` in ``folder`` (file-name order), and the problems."""
+    records, problems = [], []
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            problems.append(RecordProblem(path.name, None, f"not readable JSON: {err}"))
+            continue
+        found = check(data, path.name)
+        if found:
+            problems += found
+            continue
+        kind = data.get("kind", default_kind)
+        records.append(Record(kind, path, {**data, "kind": kind}, _parse_created(data["created"])))
+    return records, problems
 
 
 def load_records(runs_dir: str | Path = RUNS_DIR) -> Records:
@@ -347,19 +505,24 @@ def load_records(runs_dir: str | Path = RUNS_DIR) -> Records:
     folder = Path(runs_dir)
     if not folder.is_dir():
         return out
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            out.problems.append(RecordProblem(path.name, None, f"not readable JSON: {err}"))
-            continue
-        problems = check_record(data, path.name)
-        if problems:
-            out.problems += problems
-            continue
-        kind = data.get("kind", "run")
-        record = Record(kind, path, {**data, "kind": kind}, _parse_created(data["created"]))
-        out.of_kind(kind).append(record)
+    records, out.problems = _read_folder(folder, check_record, "run")
+    for record in records:
+        out.of_kind(record.kind).append(record)
+    return out
+
+
+def load_gpu_records(gpu_dir: str | Path = GPU_DIR) -> GpuRecords:
+    """Every ``*.json`` record of the GPU check in ``gpu_dir`` (file-name order), checked as
+    :func:`load_records` checks: bad ones are left out and listed in ``.problems``. A missing
+    folder gives no records, no problems and ``folder_found`` False."""
+    out = GpuRecords()
+    folder = Path(gpu_dir)
+    if not folder.is_dir():
+        return out
+    out.folder_found = True
+    records, out.problems = _read_folder(folder, check_gpu_record, None)
+    for record in records:
+        (out.checks if record.kind == "gpu_check" else out.loaders).append(record)
     return out
 
 
@@ -370,6 +533,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "run": ("method", "preset", "dataset", "split", "shots"),
     "cost": ("method", "preset"),
     "timing": ("method", "preset", "device"),
+    "gpu_check": ("method", "preset", "device", "precision"),
+    "gpu_check_loader": ("preset", "device"),
 }
 
 

@@ -564,6 +564,7 @@ def test_no_markdown_table_is_wider_than_ten_columns(tmp_path: Path):
 def test_latex_escapes_specials():
     assert latex_escape("50% of a_b & c") == r"50\% of a\_b \& c"
     assert latex_escape("run `cvbench table`") == r"run \texttt{cvbench table}"
+    assert latex_escape("> 16, <0.001") == r"$>$ 16, $<$0.001"
 
 
 # --------------------------------------------------------------------------- --check
@@ -657,7 +658,7 @@ def test_the_committed_records_render(tmp_path: Path):
     assert records.problems == [], [str(p) for p in records.problems]
     assert records.runs, "results/runs/ holds the tiny-preset run records"
     written = render_all(RUNS, REPORTED, tmp_path / "tables")
-    assert len(written) == 18 and all(p.stat().st_size > 0 for p in written)
+    assert len(written) == 21 and all(p.stat().st_size > 0 for p in written)
     sources = " ".join(r["Sources"] for r in read_csv(tmp_path / "tables" / "splits.csv"))
     for record in pick_latest(records.runs).values():
         if record.get("shots") is None:

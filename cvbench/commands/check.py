@@ -58,6 +58,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: results/runs)",
     )
     p.add_argument(
+        "--gpu",
+        default="results/gpu",
+        help="folder of the GPU check's records the gpu table is built from (default: results/gpu)",
+    )
+    p.add_argument(
         "--baselines",
         default=None,
         help="folder of baseline files (default: results/baselines of this checkout)",
@@ -157,14 +162,17 @@ def _tables(args: argparse.Namespace) -> tuple[bool, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ReportedWarning)
-            problems = check_tables(args.runs, args.reported, args.tables)
+            problems = check_tables(args.runs, args.reported, args.tables, gpu_dir=args.gpu)
     except (ReportedError, OSError, ValueError) as error:
         print(f"  FAIL {type(error).__name__}: {error}")
         return False, "could not be built"
     for problem in problems:
         print(f"  FAIL {problem}")
     if not problems:
-        print(f"  PASS {args.tables} matches a regeneration from {args.runs} and {args.reported}")
+        print(
+            f"  PASS {args.tables} matches a regeneration from {args.runs}, {args.gpu} and "
+            f"{args.reported}"
+        )
     return not problems, f"{len(problems)} differing file(s)"
 
 

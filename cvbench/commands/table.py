@@ -1,8 +1,9 @@
 """``cvbench table``: the comparison tables and figures, regenerated from records only.
 
-Reads the papers' numbers (``results/reported.yaml``) and every record in ``results/runs/``
-(runs, costs, timings; a malformed record is reported with its file and field and left out)
-and writes six tables as Markdown, CSV and LaTeX under ``results/tables/``:
+Reads the papers' numbers (``results/reported.yaml``), every record in ``results/runs/``
+(runs, costs, timings) and the GPU check's records in ``results/gpu/`` (a malformed record is
+reported with its file and field and left out) and writes seven tables as Markdown, CSV and
+LaTeX under ``results/tables/``:
 
   main        the papers' main tables (HMDB51/UCF101) with our reproduced and diff rows
   cost        one row per paper parameter/GFLOPs number against ours, with the verdict
@@ -10,6 +11,7 @@ and writes six tables as Markdown, CSV and LaTeX under ``results/tables/``:
   timing      pre-processing / inference / full pipeline ms per video
   splits      top-1 per split and the 3-split mean
   few_shot    the TP-CLIP K-shot grid and our K-shot runs
+  gpu         per method on a GPU: device batch, step time, memory, inference, loader workers
 
 and two figures (accuracy vs GFLOPs, timing bars) as PNG and PDF under ``results/figures/``.
 The same inputs give byte-identical tables. ``--check`` regenerates into a temporary folder
@@ -37,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--runs",
         default="results/runs",
         help="folder of record files (*.json: runs, costs, timings) (default: results/runs)",
+    )
+    p.add_argument(
+        "--gpu",
+        default="results/gpu",
+        help="folder of the GPU check's records (*.json of `cvbench bench gpu`; absent: the gpu "
+        "table has no rows) (default: results/gpu)",
     )
     p.add_argument(
         "--reported",
@@ -77,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # the problems are listed below instead
             warnings.simplefilter("ignore", ReportedWarning)
             if args.check:
-                problems = check_tables(args.runs, args.reported, args.out)
+                problems = check_tables(args.runs, args.reported, args.out, gpu_dir=args.gpu)
                 inputs = None
             else:
-                inputs = load_inputs(args.runs, args.reported)
+                inputs = load_inputs(args.runs, args.reported, args.gpu)
     except ReportedError as error:
         print(f"{_PROG}: {error}", file=sys.stderr)
         return 2
@@ -114,7 +122,15 @@ def run(args: argparse.Namespace) -> int:
         f"records: {len(records.runs)} runs, {len(records.costs)} costs, "
         f"{len(records.timings)} timings read from {args.runs}"
     )
-    problems = [*records.problems, *inputs.reported.problems]
+    gpu = inputs.gpu
+    if gpu.folder_found:
+        print(
+            f"gpu records: {len(gpu.checks)} gpu checks, {len(gpu.loaders)} loader records "
+            f"read from {args.gpu}"
+        )
+    else:
+        print(f"gpu records: none ({args.gpu} does not exist; the gpu table has no rows)")
+    problems = [*records.problems, *gpu.problems, *inputs.reported.problems]
     if problems:
         print(f"problems ({len(problems)}; those records are left out):")
         for problem in problems:
