@@ -57,6 +57,7 @@ from cvbench.identity import (
     changed_settings,
     check_resumable,
     data_fingerprint,
+    identity_differences,
     identity_sha256,
     run_identity,
     weights_fingerprint,
@@ -373,6 +374,24 @@ def _run_devices(spec: RunSpec) -> int:
     return detect_machine(spec.accelerator, spec.devices, spec.num_nodes).devices
 
 
+def _note_other_checkpoints(spec: RunSpec, rid: str, identity: dict[str, Any]) -> None:
+    """``--resume`` without a checkpoint of this run: say which runs of the same method,
+    dataset, split and seed have one, and how they differ (the run starts afresh)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+    prefix = rid[: -len(rid.rsplit("-", 1)[-1])]  # <method>-...-seed<seed>-
+    for other in sorted(Path(spec.work_dir).glob(f"{prefix}*/checkpoints/last.ckpt")):
+        try:
+            saved = _read_metadata(other)[0].get("identity")
+        except CheckpointError:
+            continue
+        differences = "; ".join(identity_differences(saved, identity))
+        rank_zero_warn(
+            f"--resume: no checkpoint of {rid}, which starts afresh; {other} is of a run "
+            f"that differs in {differences}"
+        )
+
+
 def _read_metadata(path: Path) -> tuple[dict[str, Any], int]:
     """(the ``cvbench`` entry, epochs trained) of a checkpoint, its tensors memory-mapped."""
     import torch
@@ -581,6 +600,8 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         saved, epoch_start = _read_metadata(last)
         check_resumable(last, saved.get("identity"), identity, saved.get("config"), to_dict(config))
         attempts_before = list(saved.get("attempts") or [])
+    elif spec.resume:
+        _note_other_checkpoints(spec, rid, identity)
     model = create_method(
         spec.method,
         spec.preset,

@@ -83,9 +83,10 @@ def test_smoke_run_other_root_and_repeat_never_replace_a_record(
     synthetic_root: Path, tmp_path: Path, capsys
 ) -> None:
     full = _run(synthetic_root, tmp_path, capsys)
-    smoke = _run(
-        synthetic_root, tmp_path, capsys, "--limit-train-batches", "2", "--limit-test-batches", "1"
-    )
+    limits = ("--limit-train-batches", "2", "--limit-test-batches", "1")
+    with pytest.warns(UserWarning, match="differs in limits: checkpoint"):  # not resumed
+        smoke = _run(synthetic_root, tmp_path, capsys, *limits, "--resume")
+    assert smoke["resumed"] is False and smoke["attempts"][0]["epoch_start"] == 0
     assert smoke["run_id"] != full["run_id"]
     assert smoke["identity"]["limits"] == {"train": 2, "test": 1.0}
     assert smoke["changed_settings"]["limit_train_batches"] == {"recipe": 1.0, "run": 2}
