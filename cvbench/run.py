@@ -1,10 +1,25 @@
 """Train and test one method on one dataset split with Lightning; write one run record.
 
-The record (``results/runs/<run id>.json``, written atomically, ``"kind": "run"``) holds
+The record (``results/runs/<run id>-<UTC time YYYYmmddTHHMMSS>.json``, ``-2``, ``-3`` ...
+when that exists too, written atomically, ``"kind": "run"``, ``"record_format": 2``) holds
 everything a table row needs and everything needed to trace it: method, preset, config
 and its hash, the config files applied, dataset and split (and K for a K-shot run), seed,
 code version, hardware, pretrained weights used, accuracies (top-1 / top-5 overall,
 mean-class), parameter counts, timings and the data summary (videos skipped and why).
+Records are only ever added: a run repeated with the same identity
+(:mod:`cvbench.identity`) writes a second file. What the record says about itself:
+
+- ``identity``, ``identity_hash``: everything that changes the numbers (the run id ends
+  with the hash's first 12 characters); ``changed_settings``: what the run changed
+  relative to its recipe (empty: the recipe); ``weights``: per pretrained option the
+  file and its sha256;
+- ``resumed``, ``attempts`` (each attempt's start, wall and training seconds up to its
+  last checkpoint, epochs ``[epoch_start, epoch_end)`` and training batches),
+  ``epochs_requested``, ``epochs_completed``, ``timings.train_s_total``;
+- ``batches`` (training batches run over all attempts and available over the requested
+  epochs, test batches run and available, per process), ``test_videos`` / ``train_videos``
+  (scored or used, listed by the split, the dataset's official count), ``skipped_videos``;
+- ``scores_file``: the per-video scores beside it (:mod:`cvbench.scores`).
 
 Faults. Checkpoints (``last.ckpt``) are written at every epoch end and carry the run's
 registry name and settings (``checkpoint["cvbench"]``), so ``cvbench test`` can rebuild
@@ -23,6 +38,7 @@ import os
 import platform
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,13 +51,32 @@ import lightning as L
 import numpy as np
 
 from cvbench import __version__
+from cvbench.identity import (
+    RunIdentityError,  # noqa: F401  (re-exported: the CLI catches it)
+    canonical,
+    changed_settings,
+    check_resumable,
+    data_fingerprint,
+    identity_differences,
+    identity_sha256,
+    run_identity,
+    weights_fingerprint,
+)
+from cvbench.scores import SUFFIX as SCORES_SUFFIX
+from cvbench.scores import scores_frame, write_scores
 from datamodules.encode import write_json_atomic as _write_json_atomic
 
 if TYPE_CHECKING:
+    from datamodules.datamodule import CompressedVideoDataModule
     from methods.base import BaseMethod
 
 RUNS_DIR = Path("results") / "runs"
 CHECKPOINT_KEY = "cvbench"  # the checkpoint entry holding the run's registry name and settings
+RECORD_FORMAT = 2  # record_format of the records written here (absent: format 1)
+
+
+class RecordWriteError(RuntimeError):
+    """A record (or its scores file) that could not be written; the record went to stderr."""
 
 
 @dataclass
@@ -156,15 +191,82 @@ class StepSeeds(L.Callback):
 
 
 class RunMetadata(L.Callback):
-    """Write the run's registry name and settings into every checkpoint."""
+    """Write the run's registry name, settings and attempts into every checkpoint, and
+    count the batches each loop runs and has.
 
-    def __init__(self, metadata: dict[str, Any]) -> None:
+    ``attempts`` holds the earlier attempts (a resumed run's checkpoint's) and this one up
+    to the checkpoint: its start, wall and training seconds, its epochs and training
+    batches, so a resumed run's record lists every attempt.
+    """
+
+    def __init__(
+        self,
+        metadata: dict[str, Any],
+        before: list[dict[str, Any]],
+        epoch_start: int,
+        wall_start: float | None = None,
+    ) -> None:
+        """``wall_start``: the attempt's start on ``time.perf_counter`` (None: now)."""
         self.metadata = metadata
+        self.before = before  # earlier attempts, from the checkpoint resumed
+        self.epoch_start = epoch_start  # epochs trained before this attempt
+        self.wall_start = time.perf_counter() if wall_start is None else wall_start
+        ago = time.perf_counter() - self.wall_start
+        self.started = datetime.fromtimestamp(time.time() - ago, UTC).isoformat(timespec="seconds")
+        self.fit_start: float | None = None
+        self.train_seen = 0  # training batches run in this attempt
+        self.train_per_epoch: int | None = None  # training batches an epoch has (unlimited)
+        self.test_seen = 0
+        self.test_available: int | None = None
+
+    def attempt(self, epoch_end: int, train_s: float | None = None) -> dict[str, Any]:
+        """This attempt so far (``train_s`` None: since ``fit`` began)."""
+        if train_s is None:
+            train_s = 0.0 if self.fit_start is None else time.perf_counter() - self.fit_start
+        return {
+            "started": self.started,
+            "wall_s": round(time.perf_counter() - self.wall_start, 2),
+            "train_s": round(train_s, 2),
+            "epoch_start": self.epoch_start,
+            "epoch_end": epoch_end,
+            "train_batches": self.train_seen,
+        }
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_per_epoch = _loader_length(trainer.train_dataloader)
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.train_seen += 1
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.test_available = _loader_length(trainer.test_dataloaders)
+
+    def on_test_batch_end(self, *args: Any) -> None:
+        self.test_seen += 1
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        checkpoint[CHECKPOINT_KEY] = dict(self.metadata)
+        # saved at an epoch's end: current_epoch is the epoch just trained
+        now = self.attempt(trainer.current_epoch + 1)
+        checkpoint[CHECKPOINT_KEY] = {
+            **self.metadata,
+            "attempts": [*self.before, now],
+            "train_batches_per_epoch": self.train_per_epoch,
+        }
+
+
+def _loader_length(loaders: Any) -> int | None:
+    """Batches of a loader (the first of a list) without the Trainer's limits, or None."""
+    if isinstance(loaders, (list, tuple)):
+        loaders = loaders[0] if loaders else None
+    try:
+        return None if loaders is None else len(loaders)
+    except TypeError:
+        return None
 
 
 class Throughput(L.Callback):
@@ -242,12 +344,11 @@ def _loader_options(spec: RunSpec) -> dict[str, Any]:
     return {"pin_memory": spec.pin_memory} if datamodule_takes("pin_memory") else {}
 
 
-def _identity(spec: RunSpec, config: Any, optim: Any) -> dict[str, Any]:
-    """What defines a run's numbers; hashed into the run id (shots and accumulation only
-    when set, so the ids of other runs are what they were before either existed)."""
+def _settings_fields(spec: RunSpec, config: Any, optim: Any) -> dict[str, Any]:
+    """The run's settings as records have always listed them (the tables read them)."""
     from methods.config import to_dict
 
-    identity = {
+    fields_ = {
         "method": spec.method,
         "preset": spec.preset,
         "config": to_dict(config),
@@ -259,11 +360,47 @@ def _identity(spec: RunSpec, config: Any, optim: Any) -> dict[str, Any]:
         "batch_size": spec.batch_size,
     }
     if spec.shots is not None:
-        identity["shots"] = spec.shots
-        identity["shot_seed"] = spec.seed if spec.shot_seed is None else spec.shot_seed
-    if spec.accumulate_grad_batches != 1:  # (so ids without accumulation stay what they were)
-        identity["accumulate_grad_batches"] = spec.accumulate_grad_batches
-    return identity
+        fields_["shots"] = spec.shots
+        fields_["shot_seed"] = spec.seed if spec.shot_seed is None else spec.shot_seed
+    if spec.accumulate_grad_batches != 1:
+        fields_["accumulate_grad_batches"] = spec.accumulate_grad_batches
+    return fields_
+
+
+def _run_devices(spec: RunSpec) -> int:
+    """Devices per node that ``spec.devices`` means on this machine (as Lightning counts)."""
+    from cvbench.runsettings import detect_machine
+
+    return detect_machine(spec.accelerator, spec.devices, spec.num_nodes).devices
+
+
+def _note_other_checkpoints(spec: RunSpec, rid: str, identity: dict[str, Any]) -> None:
+    """``--resume`` without a checkpoint of this run: say which runs of the same method,
+    dataset, split and seed have one, and how they differ (the run starts afresh)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+    prefix = rid[: -len(rid.rsplit("-", 1)[-1])]  # <method>-...-seed<seed>-
+    for other in sorted(Path(spec.work_dir).glob(f"{prefix}*/checkpoints/last.ckpt")):
+        try:
+            saved = _read_metadata(other)[0].get("identity")
+        except CheckpointError:
+            continue
+        differences = "; ".join(identity_differences(saved, identity))
+        rank_zero_warn(
+            f"--resume: no checkpoint of {rid}, which starts afresh; {other} is of a run "
+            f"that differs in {differences}"
+        )
+
+
+def _read_metadata(path: Path) -> tuple[dict[str, Any], int]:
+    """(the ``cvbench`` entry, epochs trained) of a checkpoint, its tensors memory-mapped."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001  (any unreadable file is reported as such)
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    return dict(checkpoint.get(CHECKPOINT_KEY) or {}), _trained_epochs(checkpoint)
 
 
 def _metrics(model: BaseMethod) -> dict[str, Any]:
@@ -296,12 +433,112 @@ def _results(model: BaseMethod) -> dict[str, Any]:
     }
 
 
-def _publish(trainer: L.Trainer, output: Path, record: dict[str, Any]) -> dict[str, Any] | None:
-    """Rank 0 writes the record to ``output/<run id>.json`` and returns it; other ranks None."""
+def record_path(output: Path, run_id: str, when: datetime | None = None) -> Path:
+    """``output/<run id>-<UTC YYYYmmddTHHMMSS>.json``, with ``-2``, ``-3`` ... when that
+    file (or its scores file) exists already: records are never replaced."""
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    path = output / f"{run_id}-{stamp}.json"
+    count = 2
+    while path.exists() or scores_path(path).exists():
+        path = output / f"{run_id}-{stamp}-{count}.json"
+        count += 1
+    return path
+
+
+def scores_path(record: Path) -> Path:
+    """The scores file beside a record: ``<record stem>.scores.csv.gz``."""
+    return record.with_name(record.stem + SCORES_SUFFIX)
+
+
+def publish_record(
+    output: Path, record: dict[str, Any], scores: Any | None = None
+) -> dict[str, Any]:
+    """Write ``scores`` (a DataFrame, :mod:`cvbench.scores`) and the record to a new file in
+    ``output``; the record gets ``record_file`` and ``scores_file`` (file names).
+
+    A write that fails (disk full, permission) loses nothing: the whole record is printed
+    to stderr and :class:`RecordWriteError` names the file and the cause.
+    """
+    target = output
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        target = path = record_path(output, record["run_id"])
+        record["record_file"] = path.name
+        if scores is not None:
+            target = scores_path(path)
+            _write_scores(target, scores)
+            record["scores_file"] = target.name
+        target = path
+        _write_record(path, record)
+    except OSError as exc:
+        print(json.dumps(record, indent=2, default=str), file=sys.stderr, flush=True)
+        raise RecordWriteError(
+            f"{target}: cannot write ({exc.strerror or exc}); the record is printed above on stderr"
+        ) from exc
+    return record
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:  # (tests replace it)
+    write_json_atomic(path, record)
+
+
+def _write_scores(path: Path, frame: Any) -> None:  # (tests replace it)
+    write_scores(path, frame)
+
+
+def _publish(
+    trainer: L.Trainer, output: Path, record: dict[str, Any], scores: Any | None = None
+) -> dict[str, Any] | None:
+    """Rank 0 writes the record (:func:`publish_record`) and returns it; other ranks None."""
     if not trainer.is_global_zero:
         return None
-    write_json_atomic(output / f"{record['run_id']}.json", record)
-    return record
+    return publish_record(output, record, scores)
+
+
+def _test_names(dm: CompressedVideoDataModule) -> list[str]:
+    """The relative names of the test videos, indexed as the test samples' ``video_index``."""
+    return [item.name for item in dm.checks["test"].ok]
+
+
+def _scores(model: BaseMethod, dm: CompressedVideoDataModule) -> Any | None:
+    """The tested model's per-video scores as a table (None when it scored nothing)."""
+    scores = model.test_video_scores
+    if scores is None:
+        return None
+    return scores_frame(scores, _test_names(dm), list(model.class_names))
+
+
+def _skipped_videos(dm: CompressedVideoDataModule) -> list[dict[str, str]]:
+    """Every video left out, once: unreadable at set-up, or dropped from a batch."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for subset, check in dm.checks.items():
+        names = {str(item.path): item.name for item in dm.lists[subset].items}
+        for path, cause in check.failed:
+            entry = {"file": names.get(path, path), "cause": cause, "subset": subset}
+            out.setdefault((entry["file"], subset), entry)
+    for entry in dm.skipped_videos:
+        out.setdefault((entry["file"], entry["subset"]), dict(entry))
+    return list(out.values())
+
+
+def _video_counts(
+    dm: CompressedVideoDataModule, scored: int | None, train_listed: int | None
+) -> dict[str, Any]:
+    """``test_videos`` and ``train_videos``: scored / used, listed, official."""
+    from datamodules.datasets import official_count
+
+    return {
+        "test_videos": {
+            "scored": scored,
+            "in_split": len(dm.lists["test"]),
+            "official": official_count(dm.dataset, dm.split, "test"),
+        },
+        "train_videos": {
+            "used": len(dm.checks["train"].ok) if "train" in dm.checks else None,
+            "in_split": train_listed,
+            "official": official_count(dm.dataset, dm.split, "train"),
+        },
+    }
 
 
 def train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any] | None:
@@ -323,7 +560,7 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
     from datamodules.datamodule import CompressedVideoDataModule
     from datamodules.datasets import create_dataset
     from methods.base import OptimConfig
-    from methods.config import apply_overrides
+    from methods.config import apply_overrides, to_dict
     from methods.registry import create_method, get_method
 
     started = time.perf_counter()
@@ -334,18 +571,37 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         entry.module.default_optim(), {"epochs": spec.epochs, **spec.optim}, "--optim"
     )
     assert isinstance(optim, OptimConfig)
-    identity = _identity(spec, config, optim)
-    chash = config_hash(identity)
+
+    # the method needs the dataset's classes, the datamodule the method's DataSpec; the
+    # identity the whole lists (before a K-shot draw)
+    lists = [
+        create_dataset(spec.dataset, spec.root, spec.split, subset, **spec.dataset_options)
+        for subset in ("train", "test")
+    ]
+    classes = lists[0].classes
+    # pretrained options set to "synthetic": the suite's own pretrained weights, built on
+    # first use (cvbench/pretrain.py); the config keeps the word, the identity the files
+    weights, synthetic = resolve_synthetic(spec.method, config, progress=spec.progress)
+    devices = _run_devices(spec)
+    weight_files = weights_fingerprint(config, weights)
+    identity = run_identity(
+        spec, config, optim, weights=weight_files, data=data_fingerprint(lists), devices=devices
+    )
+    identity_hash = identity_sha256(identity)
+    chash = identity_hash[:12]
     rid = run_id(spec, chash)
     work = Path(spec.work_dir) / rid
-
-    # the method needs the dataset's classes, the datamodule the method's DataSpec
-    classes = create_dataset(
-        spec.dataset, spec.root, spec.split, "train", **spec.dataset_options
-    ).classes
-    # pretrained options set to "synthetic": the suite's own pretrained weights, built on
-    # first use (cvbench/pretrain.py); the identity above keeps the word, not the paths
-    weights, synthetic = resolve_synthetic(spec.method, config, progress=spec.progress)
+    changed = changed_settings(spec, config, optim, devices)
+    last = work / "checkpoints" / "last.ckpt"
+    resuming = spec.resume and last.exists()
+    attempts_before: list[dict[str, Any]] = []
+    epoch_start = 0
+    if resuming:
+        saved, epoch_start = _read_metadata(last)
+        check_resumable(last, saved.get("identity"), identity, saved.get("config"), to_dict(config))
+        attempts_before = list(saved.get("attempts") or [])
+    elif spec.resume:
+        _note_other_checkpoints(spec, rid, identity)
     model = create_method(
         spec.method,
         spec.preset,
@@ -383,20 +639,24 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         enable_version_counter=False,
     )
     version = code_version()  # git describe: once per run
+    settings = _settings_fields(spec, config, optim)
     metadata = {
-        "format": 1,
+        "format": 2,
         "run_id": rid,
-        **identity,  # its "method" is the registry name
+        **settings,  # its "method" is the registry name
         "config_hash": chash,
+        "identity": identity,
+        "identity_hash": identity_hash,
         "root": spec.root,
         "epochs": spec.epochs,
         "config_files": list(spec.config_files),
-        "pretrained": getattr(model, "pretrained", []),
+        "changed_settings": changed,
+        "weights": weight_files,
+        "pretrained": canonical(getattr(model, "pretrained", [])),
         "code_version": version,
         "precision": spec.precision,  # cvbench test evaluates with it on a GPU
     }
-    last = work / "checkpoints" / "last.ckpt"
-    resuming = spec.resume and last.exists()
+    progress = RunMetadata(metadata, attempts_before, epoch_start, started)
     trainer = L.Trainer(
         max_epochs=spec.epochs,
         accelerator=spec.accelerator,
@@ -410,7 +670,7 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         callbacks=[
             checkpoint,
             StepSeeds(spec.seed),
-            RunMetadata(metadata),
+            progress,
             LearningRateMonitor(logging_interval="step"),
             Throughput(),
             *callbacks,
@@ -434,24 +694,56 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
     trainer.test(model, datamodule=dm, verbose=False)
     test_s = time.perf_counter() - t0
 
+    epochs_completed = int(trainer.current_epoch)
+    attempts = [*attempts_before, progress.attempt(epochs_completed, train_s)]
+    per_epoch = progress.train_per_epoch
+    if per_epoch is None:  # nothing trained in this attempt: the earlier attempts' count
+        per_epoch = (_read_metadata(last)[0] if last.exists() else {}).get(
+            "train_batches_per_epoch"
+        )
+    results = _results(model)
     record = {
         "kind": "run",
+        "record_format": RECORD_FORMAT,
         "run_id": rid,
-        **identity,
+        **settings,
         "config_hash": chash,
+        "identity": identity,
+        "identity_hash": identity_hash,
+        "root": spec.root,
         "config_files": list(spec.config_files),
+        "changed_settings": changed,
         **_provenance(version),
+        "weights": weight_files,
         "pretrained": getattr(model, "pretrained", []),
         **({"synthetic_pretraining": synthetic} if synthetic else {}),
-        **_results(model),
-        "timings": {"train_s": round(train_s, 2), "test_s": round(test_s, 2)},
+        **results,
+        "timings": {
+            "train_s": round(train_s, 2),
+            "test_s": round(test_s, 2),
+            "train_s_total": round(sum(a["train_s"] for a in attempts), 2),
+        },
         "epochs": spec.epochs,
+        "epochs_requested": spec.epochs,
+        "epochs_completed": epochs_completed,
+        "resumed": resuming,
+        "attempts": attempts,
+        "batches": {
+            "train_seen": sum(int(a.get("train_batches", 0)) for a in attempts),
+            "train_available": None if per_epoch is None else per_epoch * spec.epochs,
+            "test_seen": progress.test_seen,
+            "test_available": progress.test_available,
+        },
+        **_video_counts(dm, results["metrics"]["test_videos"], len(lists[0])),
+        "skipped_videos": _skipped_videos(dm),
         **_settings(spec, trainer),
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
         "checkpoint": str(last),
     }
-    return _publish(trainer, Path(spec.output), record)
+    return _publish(
+        trainer, Path(spec.output), record, _scores(model, dm) if trainer.is_global_zero else None
+    )
 
 
 def _settings(spec: RunSpec, trainer: L.Trainer) -> dict[str, Any]:
@@ -517,6 +809,9 @@ class EvalSpec:
     output: str = str(RUNS_DIR)
     limit_test_batches: float | int = 1.0
     progress: bool = True
+    # test on another split of the training dataset than the checkpoint's (its training
+    # videos may then be among the test videos; the record says split_mismatch: true)
+    allow_split_mismatch: bool = False
 
 
 def read_checkpoint(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -622,6 +917,15 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
     same_dataset = dataset == metadata.get("dataset")
     root = spec.root if spec.root is not None else (metadata.get("root") if same_dataset else None)
     split = spec.split or (metadata.get("split", 1) if same_dataset else 1)
+    trained_split = metadata.get("split")
+    mismatch = same_dataset and trained_split is not None and split != trained_split
+    if mismatch and not spec.allow_split_mismatch:
+        raise CheckpointError(
+            f"{path}: trained on {dataset} split {trained_split}; testing it on split {split} "
+            "would score videos among its training videos (the splits' train and test lists "
+            "overlap). Test on split {0}, or pass --allow-split-mismatch (the record then "
+            "says split_mismatch: true)".format(trained_split)
+        )
     options = spec.dataset_options
     if options is None:
         options = metadata.get("dataset_options", {}) if same_dataset else {}
@@ -648,6 +952,7 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
 
         machine = detect_machine(spec.accelerator, spec.devices)
         precision = default_precision(machine, metadata.get("precision"))
+    counter = RunMetadata({}, [], 0)  # counts the test batches
     trainer = L.Trainer(
         accelerator=spec.accelerator,
         devices=spec.devices,
@@ -657,6 +962,7 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
         enable_checkpointing=False,
         enable_progress_bar=spec.progress,
         limit_test_batches=spec.limit_test_batches,
+        callbacks=[counter],
     )
     t0 = time.perf_counter()
     trainer.test(model, datamodule=dm, verbose=False)
@@ -664,8 +970,11 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     trained_id = metadata.get("run_id", path.stem)
+    results = _results(model)
+    epochs = _trained_epochs(checkpoint)
     record = {
         "kind": "run",
+        "record_format": RECORD_FORMAT,
         "run_id": f"{trained_id}-eval-{dataset}-s{split}-{digest[:8]}",
         "method": name,
         "preset": preset,
@@ -683,12 +992,33 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
         "checkpoint_sha256": digest,
         "trained_run_id": metadata.get("run_id"),
         **_provenance(),
+        "root": root,
+        # the training run's identity (None for checkpoints older than it)
+        "identity": metadata.get("identity"),
+        "identity_hash": metadata.get("identity_hash"),
+        "changed_settings": metadata.get("changed_settings"),
+        "weights": metadata.get("weights"),
+        "weights_trained_on_split": trained_split,
+        "split_mismatch": bool(mismatch),
         "pretrained": metadata.get("pretrained", getattr(model, "pretrained", [])),
-        **_results(model),
+        **results,
         "timings": {"train_s": None, "test_s": round(test_s, 2)},
-        "epochs": _trained_epochs(checkpoint),
+        "epochs": epochs,
+        "epochs_requested": metadata.get("epochs"),
+        "epochs_completed": epochs,
+        "resumed": False,
+        "attempts": metadata.get("attempts", []),
+        "batches": {
+            "train_seen": None,
+            "train_available": None,
+            "test_seen": counter.test_seen,
+            "test_available": counter.test_available,
+        },
+        **_video_counts(dm, results["metrics"]["test_videos"], None),
+        "skipped_videos": _skipped_videos(dm),
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
         "checkpoint": str(path),
     }
-    return _publish(trainer, Path(spec.output), record)
+    scores = _scores(model, dm) if trainer.is_global_zero else None
+    return _publish(trainer, Path(spec.output), record, scores)

@@ -9,7 +9,7 @@ Bad videos: every video is opened once in ``setup`` (in parallel, with a progres
 the unreadable ones are reported with their file and cause, counted, and left out of the
 split. A video that fails later (damage in a GOP only a sample touches) is dropped from
 its batch with a warning naming it, and counted in :attr:`CompressedVideoDataModule.skipped`
-for the main process. Nothing is ever replaced by zeros.
+(named in :attr:`~CompressedVideoDataModule.skipped_videos`) for the main process. Nothing is ever replaced by zeros.
 
 Training randomness is a function of (seed, epoch, sample index): the training order is a
 permutation seeded by (seed, epoch) (:class:`EpochSampler`), and each sample's positions,
@@ -199,7 +199,7 @@ class CompressedVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.views
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | SkippedSample:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         video_index, view = divmod(index, self.views)
         item = self.videos[video_index]
@@ -211,7 +211,7 @@ class CompressedVideoDataset(Dataset):
             arrays = self._arrays(item, view, plan_rng)
         except VideoError as exc:
             warnings.warn(f"skipped in this batch: {exc}", stacklevel=1)
-            return None
+            return SkippedSample(item.name, exc.problem, "train" if self.train else "test")
         label = item.label
         if self.train:
             rng = box_rng
@@ -266,13 +266,28 @@ def spec_arrays(sample: Sample, spec: DataSpec) -> dict[str, np.ndarray]:
     return {m.value: arrays[m.value] for m in spec.modalities}
 
 
-def collate(samples: list[dict[str, Any] | None]) -> dict[str, torch.Tensor]:
-    """Default collation of the samples that could be read (failures were warned about)."""
-    kept = [s for s in samples if s is not None]
+@dataclass(frozen=True)
+class SkippedSample:
+    """A sample that could not be read (warned about): dropped from its batch, named."""
+
+    name: str  # the video's relative name in the split list
+    cause: str  # the reader's problem
+    subset: str  # "train" or "test"
+
+
+def collate(samples: list[dict[str, Any] | SkippedSample | None]) -> dict[str, Any]:
+    """Default collation of the samples that could be read (failures were warned about);
+    ``skipped`` counts the others and ``skipped_videos`` names them (the datamodule pops
+    both before the batch reaches the method)."""
+    kept = [s for s in samples if isinstance(s, dict)]
+    # plain tuples: Lightning's device transfer rebuilds dataclasses, and cannot frozen ones
+    failed = [(s.name, s.cause, s.subset) for s in samples if isinstance(s, SkippedSample)]
     if not kept:
-        return {}
+        return {"skipped_videos": failed} if failed else {}
     batch = default_collate(kept)
     batch["skipped"] = torch.tensor(len(samples) - len(kept))
+    if failed:
+        batch["skipped_videos"] = failed
     return batch
 
 
@@ -326,6 +341,8 @@ class CompressedVideoDataModule(L.LightningDataModule):
         self.lists: dict[str, VideoList] = {}
         self.checks: dict[str, VideoCheck] = {}
         self.skipped = 0  # samples dropped from batches in the main process
+        # ... and which: {file (relative name), cause, subset}, this process's
+        self.skipped_videos: list[dict[str, str]] = []
         self.cache_failures: list[tuple[str, str]] = []  # (video, cause) not cached
 
     # ------------------------------------------------------------------ set-up
@@ -457,4 +474,10 @@ class CompressedVideoDataModule(L.LightningDataModule):
         skipped = batch.pop("skipped", None)
         if skipped is not None:
             self.skipped += int(skipped)
+        named = batch.pop("skipped_videos", [])
+        if named and skipped is None:  # a batch of failures only: nothing else to count them
+            self.skipped += len(named)
+        self.skipped_videos += [
+            {"file": name, "cause": cause, "subset": subset} for name, cause, subset in named
+        ]
         return batch

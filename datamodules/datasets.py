@@ -35,6 +35,9 @@ class VideoList:
     # label of a horizontally mirrored video of each class: None when a mirror keeps every
     # label (UCF101, HMDB51); -1 where the mirrored class is not in the dataset (no flips)
     hflip_labels: tuple[int, ...] | None = None
+    # the split files the list was read from (class list, train/test lists), for the run
+    # identity's fingerprint; empty for generated datasets and folder partitions
+    sources: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -42,6 +45,25 @@ class VideoList:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+# The official number of videos per subset and split (1, 2, 3): what a complete copy of
+# the dataset lists. UCF101: the ucfTrainTestlist files (13,320 videos, each split
+# 9537/9586/9624 train and 3783/3734/3696 test); HMDB51: 51 classes x 70 train / 30 test
+# per split (testTrainMulti_7030_splits). A run record compares its counts with these
+# (``test_videos.official``); other datasets have none.
+OFFICIAL_VIDEOS: dict[str, dict[str, tuple[int, int, int]]] = {
+    "ucf101": {"train": (9537, 9586, 9624), "test": (3783, 3734, 3696)},
+    "hmdb51": {"train": (3570, 3570, 3570), "test": (1530, 1530, 1530)},
+}
+
+
+def official_count(dataset: str, split: int, subset: str) -> int | None:
+    """The official video count of a dataset's split and subset, or None where there is none."""
+    counts = OFFICIAL_VIDEOS.get(dataset, {}).get(subset)
+    if counts is None or not 1 <= split <= len(counts):
+        return None
+    return counts[split - 1]
 
 
 # builder(root, split, subset, **options) -> VideoList

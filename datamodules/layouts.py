@@ -282,7 +282,8 @@ def ucf101(
     entries = _read_ucf_list(list_file, {name: i for i, name in enumerate(classes)})
     items = _build_items(vdir, entries, suffixes, missing, str(list_file))
     _warn_empty_classes(list_file, classes, items)
-    return VideoList("ucf101", split, subset, classes, items)
+    sources = (sdir / "classInd.txt", list_file)
+    return VideoList("ucf101", split, subset, classes, items, sources=sources)
 
 
 # --- HMDB51 --------------------------------------------------------------------------
@@ -379,7 +380,8 @@ def hmdb51(
     listed_in = str(sdir / f"*_test_split{split}.txt")
     items = _build_items(vdir, entries, suffixes, missing, listed_in)
     _warn_empty_classes(sdir, classes, items)
-    return VideoList("hmdb51", split, subset, classes, items)
+    sources = tuple(sorted(found[split].values()))
+    return VideoList("hmdb51", split, subset, classes, items, sources=sources)
 
 
 # --- any class-per-folder tree -------------------------------------------------------
@@ -548,4 +550,5 @@ def folder(
             for name in videos
             if (name in held_out[cls]) == want_test
         )
-    return VideoList("folder", split, subset, classes, items)
+    sources = () if train_list is None else (paths["train"], paths["test"])
+    return VideoList("folder", split, subset, classes, items, sources=sources)

@@ -126,7 +126,7 @@ def test_run_writes_a_record_and_resumes(tmp_path: Path, capsys) -> None:
     ]
     assert main(args) == 0
     record = json.loads(capsys.readouterr().out)
-    path = tmp_path / "records" / f"{record['run_id']}.json"
+    path = tmp_path / "records" / record["record_file"]
     assert json.loads(path.read_text())["config_hash"] == record["config_hash"]
     for key in (
         "method",

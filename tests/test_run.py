@@ -242,7 +242,7 @@ def test_k_shot_run_then_checkpoint_evaluated_again(
     assert record["config_files"] == [str(config)] and record["config"]["dropout"] == 0.1
     assert record["data"]["train_videos"] == 3 * 2  # K per class
     assert record["data"]["test_videos"] == 3 and record["metrics"]["test_videos"] == 3
-    stored = json.loads((tmp_path / "records" / f"{record['run_id']}.json").read_text())
+    stored = json.loads((tmp_path / "records" / record["record_file"]).read_text())
     assert stored["shots"] == 2
 
     # the checkpoint alone rebuilds the method: the same test, the same numbers
@@ -254,7 +254,7 @@ def test_k_shot_run_then_checkpoint_evaluated_again(
     assert again["trained_run_id"] == record["run_id"] and again["shots"] == 2
     assert again["config"] == record["config"] and again["epochs"] == 1
     assert again["timings"]["train_s"] is None
-    assert (tmp_path / "eval" / f"{again['run_id']}.json").is_file()
+    assert (tmp_path / "eval" / again["record_file"]).is_file()
 
     # a checkpoint without the cvbench entry: the registry name from the class name
     state = torch.load(checkpoint, weights_only=True)

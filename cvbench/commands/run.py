@@ -50,9 +50,13 @@ Lightning's Trainer does the work (``runs/<run id>/checkpoints/last.ckpt``, CSV 
 under ``runs/<run id>/logs/version_N`` and TensorBoard logs under
 ``runs/<run id>/tensorboard/version_N``, one per attempt, a progress bar); ``--devices``,
 ``--num-nodes`` and ``--strategy`` go to Lightning unchanged, so the same command scales
-out with DDP. The record lands in ``results/runs/<run id>.json``. ``--resume`` continues
+out with DDP. The record lands in ``results/runs/<run id>-<UTC time>.json`` (a new file for every
+run: records are never replaced), the per-video test scores beside it
+(``<record>.scores.csv.gz``). The run id hashes everything that changes the numbers
+(``cvbench.identity``: settings, dataset root and a fingerprint of its lists, limits,
+weight files, precision, devices, batch split). ``--resume`` continues
 an interrupted run from its last checkpoint (written at every epoch end; a partial epoch
-is trained again) and ends with the same weights and numbers as an uninterrupted run:
+is trained again; a checkpoint of another identity is refused, naming the fields) and ends with the same weights and numbers as an uninterrupted run:
 data order, augmentation and dropout are functions of (seed, epoch, step), bit for bit
 on the CPU (GPU kernels that are not deterministic differ in the last bits either way).
 ``cvbench test --checkpoint`` evaluates a checkpoint again.
@@ -71,7 +75,14 @@ import yaml
 from cvbench import runsettings as rs
 from cvbench.commands import json_stdout, print_json
 from cvbench.configs import CONFIGS_DIR, RunLayer, resolve
-from cvbench.run import RUNS_DIR, RunSpec, datamodule_takes, train_and_test
+from cvbench.run import (
+    RUNS_DIR,
+    RecordWriteError,
+    RunIdentityError,
+    RunSpec,
+    datamodule_takes,
+    train_and_test,
+)
 from datamodules.datasets import list_datasets
 
 ALL = "all"  # --method value that runs every registered method
@@ -538,7 +549,7 @@ def _resolve_all(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 def print_record(record: dict[str, Any], output: str) -> None:
     """The one-line summary of a run record and where it was written."""
     print(summary_line(record))
-    print(f"record: {output}/{record['run_id']}.json")
+    print(f"record: {output}/{record.get('record_file', record['run_id'] + '.json')}")
 
 
 def summary_line(record: dict[str, Any]) -> str:
@@ -568,7 +579,11 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         return _print_config(resolved, args.json)
     if args.method != ALL:
-        record = _train(resolved[args.method], args.json)
+        try:
+            record = _train(resolved[args.method], args.json)
+        except (RunIdentityError, RecordWriteError) as error:
+            print(f"cvbench run: error: {error}", file=sys.stderr)
+            return 2
         if record is None:  # a DDP rank other than 0
             return 0
         if args.json:

@@ -9,7 +9,11 @@ mean-class accuracy. The dataset, split, root and dataset options default to tho
 run trained on; the classes must be the ones the checkpoint was trained on.
 
 The record (``kind: run``, ``evaluated_from``: the checkpoint path, ``checkpoint_sha256``,
-``trained_run_id``) lands in ``results/runs/<trained run id>-eval-<dataset>-s<split>-<sha>.json``.
+``trained_run_id``) lands in ``results/runs/<trained run id>-eval-<dataset>-s<split>-<sha>-<UTC
+time>.json``, the per-video scores beside it. A test on another split of the training
+dataset than the checkpoint's is refused (its training videos may be among the test
+videos) unless ``--allow-split-mismatch`` is given; the record then says
+``split_mismatch: true``.
 A config field that names pretrained weights is read while the method is rebuilt (the
 checkpoint's weights then replace them): if that file has moved, point at it with
 ``--set option=PATH`` or ``--set option=none``.
@@ -29,7 +33,7 @@ from cvbench.commands.run import (
     parse_devices,
     print_record,
 )
-from cvbench.run import CheckpointError, EvalSpec, evaluate_checkpoint
+from cvbench.run import CheckpointError, EvalSpec, RecordWriteError, evaluate_checkpoint
 from datamodules.datasets import list_datasets
 
 
@@ -96,6 +100,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         help="fraction (<=1) or number of test batches",
     )
+    p.add_argument(
+        "--allow-split-mismatch",
+        action="store_true",
+        help="test on another split of the training dataset than the checkpoint's (refused "
+        "by default: the splits' train and test lists overlap); the record says "
+        "split_mismatch: true",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(func=run)
@@ -130,11 +141,12 @@ def run(args: argparse.Namespace) -> int:
         output=args.output,
         limit_test_batches=_limit(args.limit_test_batches),
         progress=not args.no_progress,
+        allow_split_mismatch=args.allow_split_mismatch,
     )
     try:
         with json_stdout(args.json):
             record = evaluate_checkpoint(spec)
-    except CheckpointError as exc:
+    except (CheckpointError, RecordWriteError) as exc:
         print(f"cvbench test: error: {exc}", file=sys.stderr)
         return 2
     if record is None:  # a DDP rank other than 0
