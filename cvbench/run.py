@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -739,11 +740,33 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         **_settings(spec, trainer),
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
-        "checkpoint": str(last),
+        "checkpoint": str(keep_checkpoint(last)) if trainer.is_global_zero else str(last),
+        "resume_checkpoint": str(last),
     }
     return _publish(
         trainer, Path(spec.output), record, _scores(model, dm) if trainer.is_global_zero else None
     )
+
+
+def keep_checkpoint(last: Path) -> Path:
+    """This run's final weights in a file no later run of the same identity overwrites.
+
+    ``last.ckpt`` is the resume point, rewritten by every run of the identity; the record
+    points at ``final-<UTC time>.ckpt`` beside it: a hard link (Lightning replaces
+    ``last.ckpt`` by a new file at each save, so the link keeps these weights), a copy
+    where the file system has no links.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    kept = last.with_name(f"final-{stamp}.ckpt")
+    count = 2
+    while kept.exists():
+        kept = last.with_name(f"final-{stamp}-{count}.ckpt")
+        count += 1
+    try:
+        os.link(last, kept)
+    except OSError:
+        shutil.copy2(last, kept)
+    return kept
 
 
 def _settings(spec: RunSpec, trainer: L.Trainer) -> dict[str, Any]:

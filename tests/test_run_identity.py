@@ -101,6 +101,13 @@ def test_smoke_run_other_root_and_repeat_never_replace_a_record(
     again = _run(synthetic_root, tmp_path, capsys)
     assert again["run_id"] == full["run_id"] and again["identity"] == full["identity"]
     assert again["record_file"] != full["record_file"]
+    # each record keeps its own final weights; last.ckpt is only the resume point
+    assert again["checkpoint"] != full["checkpoint"]
+    assert again["resume_checkpoint"] == full["resume_checkpoint"]
+    assert Path(full["checkpoint"]).is_file() and Path(again["checkpoint"]).is_file()
+    first = torch.load(full["checkpoint"], map_location="cpu", weights_only=True)
+    assert first["cvbench"]["run_id"] == full["run_id"]
+    assert first["cvbench"]["attempts"][0]["started"] == full["attempts"][0]["started"]
     records = sorted(p.name for p in (tmp_path / "records").glob("*.json"))
     assert len(records) == 4
     for r in (full, smoke, moved, again):  # <run id>-<UTC time>[-N].json
