@@ -21,7 +21,8 @@ Which record a table shows (:func:`pick_latest`): among records with the same id
 (method, preset, dataset, split, shots) for runs, (method, preset) for costs, (method,
 preset, device) for timings — the one with the latest ``created`` time; equal times are
 broken by the file name, the greatest name winning. ``created`` is ISO 8601; a time without
-a zone is read as UTC. A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
+a zone is read as UTC. (The tables pick run records by their class and run identity
+instead: :mod:`cvbench.classify`, :func:`cvbench.tables.group_runs`.) A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
 shown only when no training run has the same identity. The rule depends on the files' contents and names only, never on the
 order the filesystem lists them in.
 
@@ -546,20 +547,24 @@ def identity(record: Record) -> tuple:
     return tuple(record.get(name) for name in IDENTITY[record.kind])
 
 
-def _rank(record: Record) -> tuple:
+def rank(record: Record) -> tuple:
     """Training runs before re-evaluations of their checkpoints (``cvbench test``), then
     the latest ``created``, then the greatest file name."""
     return (record.get("evaluated_from") is None, record.created, record.file)
 
 
-def pick_latest(records: Iterable[Record]) -> dict[tuple, Record]:
+def pick_latest(
+    records: Iterable[Record], by: Callable[[Record], tuple] = identity
+) -> dict[tuple, Record]:
     """identity -> the record to show: the latest ``created``, ties broken by the greatest file
-    name (see the module docstring). The mapping is in file-name order of the chosen records."""
+    name (see the module docstring). The mapping is in file-name order of the chosen records.
+    ``by``: what makes two records versions of one identity (default :func:`identity`; run
+    records of format 2 use their ``identity_hash``, :func:`cvbench.classify.identity_key`)."""
     chosen: dict[tuple, Record] = {}
     for record in records:
-        key = identity(record)
+        key = by(record)
         best = chosen.get(key)
-        if best is None or _rank(record) > _rank(best):
+        if best is None or rank(record) > rank(best):
             chosen[key] = record
     return dict(sorted(chosen.items(), key=lambda item: item[1].file))
 
