@@ -368,6 +368,10 @@ def _check_counts(record: Any, found: _Findings, dataset: Any, split: Any) -> di
 
 def _check_format2(record: Any, found: _Findings, data: dict[str, Any]) -> dict[str, Any]:
     dataset, split = data.get("dataset"), data.get("split")
+    containers = {FIELDS[n].rsplit(".", 1)[0] for n in FIELDS if "." in FIELDS[n]}
+    for name in sorted(containers):  # batches, test_videos, train_videos
+        if name in data and not isinstance(data[name], dict):
+            found.add(INVALID, f"`{name}`: expected an object, got {_short(data[name])}")
     found.typed(record, "identity", dict, "an object")
     found.typed(record, "identity_hash", str, "a string")
     found.typed(record, "changed_settings", dict, "an object")
