@@ -53,6 +53,7 @@ from cvbench.tables import (  # noqa: E402
     dataset_name,
     main_table_infos,
     ordered_timings,
+    protocol_scores,
     reproduced_cost,
     row_key,
 )
@@ -495,8 +496,49 @@ def timing_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "timing")
 
 
+CONFUSION_NAMED = 30  # up to this many classes, the axes name them; beyond, indices
+
+
+def confusion_figures(inputs: Inputs, out_dir: Path) -> list[Path]:
+    """One confusion matrix per protocol run with a scores file (true class per row, the
+    predicted per column, each row in % of its videos): ``confusion_<method>_<dataset>_s<split>``
+    (``_seed<k>`` after it for seeds other than the first)."""
+    import numpy as np
+
+    written: list[Path] = []
+    found, _ = protocol_scores(inputs)
+    seen: set[str] = set()
+    for scores in found:
+        r = scores.record
+        n = len(scores.classes)
+        matrix = np.zeros((n, n))
+        for t, p in zip(scores.labels, scores.predicted, strict=True):
+            matrix[t, p] += 1
+        rows = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(100 * matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+        side = min(16.0, max(4.5, 0.28 * n + 2.5))
+        fig, ax = plt.subplots(figsize=(side + 1.0, side))
+        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of the true class's videos")
+        if n <= CONFUSION_NAMED:
+            ax.set_xticks(range(n), scores.classes, rotation=90, fontsize=7)
+            ax.set_yticks(range(n), scores.classes, fontsize=7)
+        ax.set_xlabel("predicted class" + ("" if n <= CONFUSION_NAMED else " (index)"))
+        ax.set_ylabel("true class" + ("" if n <= CONFUSION_NAMED else " (index)"))
+        ax.set_title(
+            f"{r['method']} ({r['preset']}), {dataset_name(r['dataset'])} split {r['split']}: "
+            f"confusion over {len(scores.labels)} test videos"
+        )
+        fig.tight_layout()
+        stem = f"confusion_{r['method']}_{r['dataset']}_s{r['split']}"
+        stem += f"_seed{r['seed']}" if stem in seen else ""
+        seen.add(stem)
+        written += _save(fig, out_dir, stem)
+    return written
+
+
 # the figures, in the order they are written
-FIGURE_BUILDERS = (accuracy_figure, timing_figure)
+FIGURE_BUILDERS = (accuracy_figure, timing_figure, confusion_figures)
 
 
 def render_figures(inputs: Inputs, out_dir: str | Path) -> list[Path]:

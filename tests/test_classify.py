@@ -243,3 +243,29 @@ def test_nan_in_reported_yaml_names_file_and_field(tmp_path: Path, capsys):
     assert "| nan |" not in md and "| nan" not in md
     left_out = [r for r in read_csv(out / "not_used.csv") if r["File"] == "reported.yaml"]
     assert any(".gflops: expected a finite number" in r["Reason"] for r in left_out)
+
+
+# --------------------------------------------------------------------------- per class
+
+
+def test_per_class_table_and_confusion_figure_from_the_scores_file(tmp_path: Path):
+    import gzip
+
+    runs, out, figures = tmp_path / "runs", tmp_path / "tables", tmp_path / "figures"
+    record = protocol_record("tcar", scores_file="tcar-p.scores.csv.gz")
+    write(runs, "tcar-p.json", record)
+    write(runs, "tcar-custom.json", protocol_record("tcar", changed_settings={"lr": 1}, seed=1))
+    rows = ["video,label,label_name,views,Run,Jump,Swim"]
+    rows += ["a.avi,0,Run,1,0.9,0.1,0.0", "b.avi,0,Run,1,0.2,0.7,0.1"]  # one Run taken for Jump
+    rows += ["c.avi,1,Jump,1,0.1,0.8,0.1", "d.avi,2,Swim,1,0.0,0.3,0.7"]
+    with gzip.open(runs / "tcar-p.scores.csv.gz", "wt") as f:
+        f.write("\n".join(rows) + "\n")
+    args = ["table", "--runs", str(runs), "--out", str(out), "--figures", str(figures)]
+    assert main(args) == 0
+    table = {r["Class"]: r for r in read_csv(out / "per_class.csv")}
+    assert table["Run"]["Test videos"] == "2" and table["Run"]["Top-1 (%)"] == "50.0"
+    assert (table["Run"]["Most confused with"], table["Run"]["Confused (%)"]) == ("Jump", "50.0")
+    assert table["Jump"]["Most confused with"] == "-"
+    assert table["Swim"]["Sources"] == "tcar-p.json; tcar-p.scores.csv.gz"
+    assert (figures / "confusion_tcar_ucf101_s1.png").stat().st_size > 1000
+    assert not list(figures.glob("confusion_*seed*"))  # the custom run: no confusion matrix

@@ -703,7 +703,7 @@ def test_the_committed_records_render(tmp_path: Path):
     assert records.problems == [], [str(p) for p in records.problems]
     assert records.runs, "results/runs/ holds the tiny-preset run records"
     written = render_all(RUNS, REPORTED, tmp_path / "tables")
-    assert len(written) == 24 and all(p.stat().st_size > 0 for p in written)
+    assert len(written) == 27 and all(p.stat().st_size > 0 for p in written)
     sources = " ".join(r["Sources"] for r in read_csv(tmp_path / "tables" / "splits.csv"))
     for record in pick_latest(records.runs).values():
         if record.get("shots") is None:
