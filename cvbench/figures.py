@@ -37,10 +37,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from cvbench.classify import CUSTOM, PROTOCOL  # noqa: E402
+from cvbench.reported import is_number  # noqa: E402
 from cvbench.tables import (  # noqa: E402
     MAIN_DATASETS,
     PAPER_METHOD,
     PAPER_NAMES,
+    GroupKey,
     Inputs,
     SplitAccuracy,
     accuracy_over_splits,
@@ -50,7 +53,7 @@ from cvbench.tables import (  # noqa: E402
     dataset_name,
     main_table_infos,
     ordered_timings,
-    preset_key,
+    protocol_scores,
     reproduced_cost,
     row_key,
 )
@@ -120,18 +123,15 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
         for row in rows:
             for d in MAIN_DATASETS:
                 acc = row.accuracy.get(d)
-                if row.gflops is None or acc is None or row.gflops <= 0:
+                if not is_number(row.gflops) or not is_number(acc) or row.gflops <= 0:
                     continue
                 points.append(Point(d, row.gflops, acc, row.tunable_params_m, info.paper, ""))
                 if row is anchor and row.our_method:
                     anchors.setdefault((row.our_method, d), (row.gflops, acc))
 
-    groups = sorted(
-        {(k[0], k[1], k[2]) for k in inputs.runs if k[4] is None},
-        key=lambda g: (inputs.method_key(g[0]), g[0], preset_key(g[1]), dataset_key(g[2])),
-    )
-    for method, preset, dataset in groups:
-        acc = accuracy_over_splits(inputs.runs_by_split(method, preset, dataset))
+    for key in plotted_groups(inputs):
+        method, preset, dataset = key.method, key.preset, key.dataset
+        acc = accuracy_over_splits(inputs.groups[key])
         if acc is None:
             continue
         if preset == "paper":
@@ -143,8 +143,10 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
             record = inputs.cost(method, preset)
             gflops = None if record is None else record["gmacs_per_view"]
             params = acc.records[0]["tunable_params"] / 1e6
-        if gflops is None or gflops <= 0:
-            continue
+        if not is_number(gflops) or gflops <= 0 or not is_number(acc.top1):
+            continue  # no cost record, or a number no axis can show
+        if params is not None and not is_number(params):
+            params = None
         label = method if preset == "paper" else f"{method} ({preset})"
         anchor = anchors.get((method, dataset)) if preset == "paper" else None
         points.append(
@@ -153,13 +155,24 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
     return points
 
 
+def plotted_groups(inputs: Inputs) -> list[GroupKey]:
+    """The run groups the figure shows: protocol runs, and custom runs on datasets without
+    reported points (the synthetic set); a custom run on UCF101/HMDB51 is never plotted
+    beside the papers' numbers as if it reproduced them."""
+    return [
+        key
+        for key in inputs.run_groups()
+        if key.cls == PROTOCOL or (key.cls == CUSTOM and key.dataset not in MAIN_DATASETS)
+    ]
+
+
 def chance_by_dataset(inputs: Inputs) -> dict[str, float]:
     """Chance top-1 (%) per dataset our full-training-set runs name one class count for."""
     by_dataset: dict[str, list[SplitAccuracy]] = {}
-    for method, preset, dataset in sorted({k[:3] for k in inputs.runs if k[4] is None}):
-        acc = accuracy_over_splits(inputs.runs_by_split(method, preset, dataset))
+    for key in plotted_groups(inputs):
+        acc = accuracy_over_splits(inputs.groups[key])
         if acc is not None:
-            by_dataset.setdefault(dataset, []).append(acc)
+            by_dataset.setdefault(key.dataset, []).append(acc)
     levels = {d: chance_level(accs) for d, accs in by_dataset.items()}
     return {d: level[1] for d, level in levels.items() if level is not None}
 
@@ -401,9 +414,9 @@ def timing_bars(inputs: Inputs) -> list[Bar]:
         bars.append(Bar(label, t.preprocess_ms, t.inference_ms, t.full_ms, True))
     for (method, preset, device), record in measured:
         label = f"{method} ({preset}, {device}) [measured]"
-        bars.append(
-            Bar(label, record["preprocess_ms"], record["inference_ms"], record["full_ms"], False)
-        )
+        times = [record[k] for k in ("preprocess_ms", "inference_ms", "full_ms")]
+        times = [t if is_number(t) else None for t in times]
+        bars.append(Bar(label, *times, False))
     return bars
 
 
@@ -483,8 +496,49 @@ def timing_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "timing")
 
 
+CONFUSION_NAMED = 30  # up to this many classes, the axes name them; beyond, indices
+
+
+def confusion_figures(inputs: Inputs, out_dir: Path) -> list[Path]:
+    """One confusion matrix per protocol run with a scores file (true class per row, the
+    predicted per column, each row in % of its videos): ``confusion_<method>_<dataset>_s<split>``
+    (``_seed<k>`` after it for seeds other than the first)."""
+    import numpy as np
+
+    written: list[Path] = []
+    found, _ = protocol_scores(inputs)
+    seen: set[str] = set()
+    for scores in found:
+        r = scores.record
+        n = len(scores.classes)
+        matrix = np.zeros((n, n))
+        for t, p in zip(scores.labels, scores.predicted, strict=True):
+            matrix[t, p] += 1
+        rows = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(100 * matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+        side = min(16.0, max(4.5, 0.28 * n + 2.5))
+        fig, ax = plt.subplots(figsize=(side + 1.0, side))
+        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of the true class's videos")
+        if n <= CONFUSION_NAMED:
+            ax.set_xticks(range(n), scores.classes, rotation=90, fontsize=7)
+            ax.set_yticks(range(n), scores.classes, fontsize=7)
+        ax.set_xlabel("predicted class" + ("" if n <= CONFUSION_NAMED else " (index)"))
+        ax.set_ylabel("true class" + ("" if n <= CONFUSION_NAMED else " (index)"))
+        ax.set_title(
+            f"{r['method']} ({r['preset']}), {dataset_name(r['dataset'])} split {r['split']}: "
+            f"confusion over {len(scores.labels)} test videos"
+        )
+        fig.tight_layout()
+        stem = f"confusion_{r['method']}_{r['dataset']}_s{r['split']}"
+        stem += f"_seed{r['seed']}" if stem in seen else ""
+        seen.add(stem)
+        written += _save(fig, out_dir, stem)
+    return written
+
+
 # the figures, in the order they are written
-FIGURE_BUILDERS = (accuracy_figure, timing_figure)
+FIGURE_BUILDERS = (accuracy_figure, timing_figure, confusion_figures)
 
 
 def render_figures(inputs: Inputs, out_dir: str | Path) -> list[Path]:

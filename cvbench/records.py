@@ -21,7 +21,8 @@ Which record a table shows (:func:`pick_latest`): among records with the same id
 (method, preset, dataset, split, shots) for runs, (method, preset) for costs, (method,
 preset, device) for timings — the one with the latest ``created`` time; equal times are
 broken by the file name, the greatest name winning. ``created`` is ISO 8601; a time without
-a zone is read as UTC. A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
+a zone is read as UTC. (The tables pick run records by their class and run identity
+instead: :mod:`cvbench.classify`, :func:`cvbench.tables.group_runs`.) A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
 shown only when no training run has the same identity. The rule depends on the files' contents and names only, never on the
 order the filesystem lists them in.
 
@@ -38,7 +39,6 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,7 +46,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cvbench.reported import _Bad  # a field check failed (message, dotted field suffix)
+from cvbench.reported import (
+    _Bad,  # a field check failed (message, dotted field suffix)
+    is_number,
+    number_problem,
+)
 
 RUNS_DIR = Path("results") / "runs"
 GPU_DIR = Path("results") / "gpu"
@@ -127,10 +131,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _text(nullable: bool = False) -> Check:
     def check(value: Any) -> None:
         if value is None and nullable:
@@ -147,8 +147,10 @@ def _number(low: float | None = 0.0, high: float | None = None, nullable: bool =
     def check(value: Any) -> None:
         if value is None and nullable:
             return
-        if not _is_number(value):
-            raise _Bad(f"expected a number{' or null' if nullable else ''}, got {_show(value)}")
+        problem = number_problem(value)
+        if problem is not None:
+            or_null = "expected a number or null" if nullable else "expected a number"
+            raise _Bad(problem.replace("expected a number", or_null, 1))
         if (low is not None and value < low) or (high is not None and value > high):
             lo = "-inf" if low is None else low
             hi = "inf" if high is None else high
@@ -161,8 +163,10 @@ def _integer(low: int = 0, nullable: bool = False) -> Check:
     def check(value: Any) -> None:
         if value is None and nullable:
             return
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise _Bad(f"expected an integer >= {low}, got {_show(value)}")
+        if not isinstance(value, int) or not is_number(value) or value < low:
+            huge = isinstance(value, int) and not isinstance(value, bool) and not is_number(value)
+            shown = f"an absurd integer (about 2**{value.bit_length()})" if huge else _show(value)
+            raise _Bad(f"expected an integer >= {low}, got {shown}")
 
     return check
 
@@ -486,7 +490,7 @@ def _read_folder(
     for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (OSError, ValueError) as err:  # ValueError: bad JSON, UTF-8, a 5000-digit int
             problems.append(RecordProblem(path.name, None, f"not readable JSON: {err}"))
             continue
         found = check(data, path.name)
@@ -543,20 +547,24 @@ def identity(record: Record) -> tuple:
     return tuple(record.get(name) for name in IDENTITY[record.kind])
 
 
-def _rank(record: Record) -> tuple:
+def rank(record: Record) -> tuple:
     """Training runs before re-evaluations of their checkpoints (``cvbench test``), then
     the latest ``created``, then the greatest file name."""
     return (record.get("evaluated_from") is None, record.created, record.file)
 
 
-def pick_latest(records: Iterable[Record]) -> dict[tuple, Record]:
+def pick_latest(
+    records: Iterable[Record], by: Callable[[Record], tuple] = identity
+) -> dict[tuple, Record]:
     """identity -> the record to show: the latest ``created``, ties broken by the greatest file
-    name (see the module docstring). The mapping is in file-name order of the chosen records."""
+    name (see the module docstring). The mapping is in file-name order of the chosen records.
+    ``by``: what makes two records versions of one identity (default :func:`identity`; run
+    records of format 2 use their ``identity_hash``, :func:`cvbench.classify.identity_key`)."""
     chosen: dict[tuple, Record] = {}
     for record in records:
-        key = identity(record)
+        key = by(record)
         best = chosen.get(key)
-        if best is None or _rank(record) > _rank(best):
+        if best is None or rank(record) > rank(best):
             chosen[key] = record
     return dict(sorted(chosen.items(), key=lambda item: item[1].file))
 

@@ -22,6 +22,7 @@ Nothing here imports torch; pandas is imported only by :meth:`ReportedTables.to_
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import warnings
 from collections import Counter
@@ -193,8 +194,31 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+# --------------------------------------------------------------------------- numbers
+# One rule for every number cvbench reads back (this file and the run records,
+# cvbench/records.py): a JSON/YAML number that is not a bool, finite, and, for an integer,
+# at most 2**53 in size, where a float still holds it exactly. A larger integer is no
+# count or size any run produces, and float(it) overflows (OverflowError) past 1e308.
+
+MAX_INT = 2**53  # the largest integer a float holds exactly
+
+
+def number_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable number (a message naming it), or None when it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number, got {_show(value)}"
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            return f"expected a number, got an absurd integer (about 2**{value.bit_length()})"
+        return None
+    if not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    return None
+
+
+def is_number(value: Any) -> bool:
+    """A finite number (not a bool) of sane size: see :func:`number_problem`."""
+    return number_problem(value) is None
 
 
 def _text(nullable: bool = True) -> Check:
@@ -225,8 +249,9 @@ def _number(low: float = 0.0, high: float | None = None) -> Check:
     def check(value: Any) -> float | None:
         if value is None:
             return None
-        if not _is_number(value):
-            raise _Bad(f"expected a number or null, got {_show(value)}")
+        problem = number_problem(value)
+        if problem is not None:
+            raise _Bad(problem.replace("expected a number", "expected a number or null", 1))
         if value < low or (high is not None and value > high):
             bound = f"[{low}, {high}]" if high is not None else f">= {low}"
             raise _Bad(f"expected a number {bound}, got {value}")
@@ -293,7 +318,7 @@ def _source(value: Any) -> Source:
 
 
 def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or not is_number(value) or value < 1:
         raise _Bad(f"expected a positive integer, got {_show(value)}")
     return value
 

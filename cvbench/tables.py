@@ -25,6 +25,7 @@ reported.yaml entry behind each row) and LaTeX (``.tex``, booktabs), under ``res
   rows, then the timing records (the clip timed in a note, the setup short in its column).
 * ``splits`` — top-1 per split (1, 2, 3) and their mean, per (method, preset, dataset).
 * ``few_shot`` — the TP-CLIP K-shot grid (K = 2, 4, 8, 16) and our K-shot runs beside it.
+* ``not_used`` — every record no table uses as a result, with its file and why.
 * ``gpu`` — the GPU check (``cvbench bench gpu``), one block per (preset, GPU, training
   precision), one row per method: the device batch (and the paper's global batch on one GPU),
   step time and videos/s there, peak memory measured and predicted by the memory model, GiB
@@ -41,8 +42,18 @@ the five papers' methods, then the baselines), never by dict or filesystem order
 Markdown table stays within ten columns: what would repeat on every row (a long reason, the
 clip timed) is a note under the table, numbered where rows point at it.
 
+Which run records are used (:mod:`cvbench.classify`): only ``protocol`` runs (the paper's
+recipe on the complete official split) make a ``reproduced`` row and a 3-split mean of
+``main``; ``custom`` runs (complete, off that recipe) get their own ``custom`` rows with the
+reason in a note, and are the rows of ``synthetic`` (the synthetic dataset has no protocol);
+``partial`` and ``invalid`` records, record files that do not load, reported.yaml entries
+left out and superseded records are listed in ``not_used`` with their file and reason.
+Among records of one identity (``identity_hash``; for format-1 records the table key) the
+newest is shown (:func:`group_runs`); records of one group (method, preset, dataset, shots,
+class, settings) and split with different seeds are averaged, "mean ± std (n seeds)".
+
 Accuracy over splits (:func:`accuracy_over_splits`): the mean over splits 1-3 when all three
-were run, otherwise the lowest split run, labelled with its number.
+were run, otherwise the lowest split run, labelled "split N only".
 """
 
 from __future__ import annotations
@@ -56,10 +67,22 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from cvbench.classify import (
+    CUSTOM,
+    INVALID,
+    PARTIAL,
+    PROTOCOL,
+    USABLE,
+    Classified,
+    classify,
+    identity_key,
+    settings_key,
+)
+from cvbench.classify import weights as weight_files
 from cvbench.records import (
     GPU_DIR,
     GpuRecords,
@@ -69,6 +92,7 @@ from cvbench.records import (
     load_records,
     parse_source,
     pick_latest,
+    rank,
 )
 from cvbench.reported import (
     DATASETS,
@@ -79,6 +103,7 @@ from cvbench.reported import (
     ReportedTables,
     TableInfo,
     Timing,
+    is_number,
     load_reported,
 )
 
@@ -241,6 +266,18 @@ def dataset_name(dataset: str) -> str:
     return DATASET_NAMES.get(dataset, dataset)
 
 
+class GroupKey(NamedTuple):
+    """Run records that are one table cell per split: the same method, preset, dataset,
+    shots, class (protocol or custom) and settings (:func:`cvbench.classify.settings_key`)."""
+
+    method: str
+    preset: str
+    dataset: str
+    shots: int | None  # K-shot runs; None: the full training set
+    cls: str  # PROTOCOL or CUSTOM
+    settings: str  # "" for the paper's recipe
+
+
 @dataclass
 class Inputs:
     """Everything a table is built from: the papers' numbers, the records, and the picks."""
@@ -249,9 +286,12 @@ class Inputs:
     records: Records
     methods: list[str]  # display order of methods (:func:`method_order`), records' extras last
     registered: list[str]  # the registered methods, in display order
-    runs: dict[tuple, Record]  # (method, preset, dataset, split, shots) -> the run shown
     costs: dict[tuple, Record]  # (method, preset) -> the cost record shown
     timings: dict[tuple, Record]  # (method, preset, device) -> the timing record shown
+    classes: dict[str, Classified] = field(default_factory=dict)  # run file -> its class
+    # the protocol and custom runs shown: group -> split -> one record per seed (the newest)
+    groups: dict[GroupKey, dict[int, list[Record]]] = field(default_factory=dict)
+    superseded: list[tuple[Record, Record]] = field(default_factory=list)  # (old, newer)
     gpu: GpuRecords = field(default_factory=GpuRecords)  # results/gpu's records and problems
     gpu_dir: Path = GPU_DIR  # the folder they were read from
     gpu_checks: dict[tuple, Record] = field(default_factory=dict)  # (method, preset, device,
@@ -262,17 +302,94 @@ class Inputs:
     def method_key(self, method: str) -> int:
         return self.methods.index(method) if method in self.methods else len(self.methods)
 
+    def group_order(self, key: GroupKey) -> tuple:
+        return (
+            self.method_key(key.method),
+            key.method,
+            preset_key(key.preset),
+            dataset_key(key.dataset),
+            -1 if key.shots is None else key.shots,
+            CLASS_ORDER.index(key.cls),
+            key.settings,
+        )
+
     def cost(self, method: str, preset: str = "paper") -> Record | None:
         return self.costs.get((method, preset))
 
+    def run_groups(
+        self,
+        *,
+        method: str | None = None,
+        dataset: str | None = None,
+        shots: int | None | bool = None,
+        classes: Sequence[str] = USABLE,
+    ) -> list[GroupKey]:
+        """The groups shown, in table order; ``shots``: None for full training sets, True for
+        any K-shot run, K for one."""
+        keys = [
+            k
+            for k in self.groups
+            if (method is None or k.method == method)
+            and (dataset is None or k.dataset == dataset)
+            and (k.shots is not None if shots is True else k.shots == shots)
+            and k.cls in classes
+        ]
+        return sorted(keys, key=self.group_order)
+
     def runs_by_split(
-        self, method: str, preset: str, dataset: str, shots: int | None = None
-    ) -> dict[int, Record]:
-        return {
-            key[3]: record
-            for key, record in sorted(self.runs.items(), key=lambda kv: kv[0][3])
-            if key[:3] == (method, preset, dataset) and key[4] == shots
-        }
+        self,
+        method: str,
+        preset: str,
+        dataset: str,
+        shots: int | None = None,
+        cls: str = PROTOCOL,
+        settings: str = "",
+    ) -> dict[int, list[Record]]:
+        """split -> the runs (one per seed) of one group; the protocol runs by default."""
+        return self.groups.get(GroupKey(method, preset, dataset, shots, cls, settings), {})
+
+    def not_used(self, classes: Sequence[str] = (PARTIAL, INVALID)) -> list[Record]:
+        return [r for r in self.records.runs if self.classes[r.file].cls in classes]
+
+
+CLASS_ORDER = (PROTOCOL, CUSTOM, PARTIAL, INVALID)
+
+
+def group_runs(
+    runs: Iterable[Record], classes: dict[str, Classified]
+) -> tuple[dict[GroupKey, dict[int, list[Record]]], list[tuple[Record, Record]]]:
+    """The protocol and custom runs by group and split, one record per seed, and the records
+    a newer one superseded (old, newer). Among records of one identity
+    (:func:`cvbench.classify.identity_key`: ``identity_hash``, for format 1 the table key)
+    the newest is kept (:func:`cvbench.records.pick_latest`), then among the kept records of
+    one group, split and seed, the newest again."""
+    usable = [r for r in runs if classes[r.file].cls in USABLE]
+    latest = pick_latest(usable, by=identity_key)
+    kept_ids = {id(r) for r in latest.values()}
+    superseded = [(r, latest[identity_key(r)]) for r in usable if id(r) not in kept_ids]
+    by_seed: dict[tuple, Record] = {}
+    for record in latest.values():
+        key = GroupKey(
+            record["method"],
+            record["preset"],
+            record["dataset"],
+            record.get("shots"),
+            classes[record.file].cls,
+            settings_key(record),
+        )
+        slot = (key, record["split"], record["seed"])
+        best = by_seed.get(slot)
+        if best is None or rank(record) > rank(best):
+            if best is not None:
+                superseded.append((best, record))
+            by_seed[slot] = record
+        else:
+            superseded.append((record, best))
+    groups: dict[GroupKey, dict[int, list[Record]]] = {}
+    for (key, split, _), record in sorted(by_seed.items(), key=lambda kv: kv[0][1:]):
+        groups.setdefault(key, {}).setdefault(split, []).append(record)
+    groups = {k: dict(sorted(v.items())) for k, v in groups.items()}
+    return groups, sorted(superseded, key=lambda pair: pair[0].file)
 
 
 def load_inputs(
@@ -281,15 +398,20 @@ def load_inputs(
     reported = load_reported(reported_path)
     records = load_records(runs_dir)
     gpu = load_gpu_records(gpu_dir)
-    named = {r["method"] for r in [*records.runs, *records.costs, *records.timings, *gpu.checks]}
+    classes = {r.file: classify(r) for r in records.runs}
+    groups, superseded = group_runs(records.runs, classes)
+    shown = [r for r in records.runs if classes[r.file].cls in USABLE]
+    named = {r["method"] for r in [*shown, *records.costs, *records.timings, *gpu.checks]}
     return Inputs(
         reported=reported,
         records=records,
-        methods=method_order(named - {PIXEL}),
+        methods=method_order({str(m) for m in named} - {PIXEL}),
         registered=method_order(),
-        runs=pick_latest(records.runs),
         costs=pick_latest(records.costs),
         timings=pick_latest(records.timings),
+        classes=classes,
+        groups=groups,
+        superseded=superseded,
         gpu=gpu,
         gpu_dir=Path(gpu_dir),
         gpu_checks=pick_latest(gpu.checks),
@@ -302,29 +424,67 @@ def load_inputs(
 
 @dataclass(frozen=True)
 class SplitAccuracy:
-    """Top-1 (and mean-class) over the splits that were run."""
+    """Top-1 (and mean-class) over the splits that were run, each split's seeds averaged."""
 
     top1: float  # fraction 0-1
     mean_class: float | None  # fraction 0-1
-    label: str  # "mean of 3 splits" or "split N"
+    label: str  # "mean of 3 splits" or "split N only"
     records: tuple[Record, ...]
+    seeds: int = 1  # seeds per split (the fewest of the splits used)
+    std: float | None = None  # std over seeds of top1 (fraction), where 2+ seeds on each split
+
+    @property
+    def is_mean(self) -> bool:
+        return self.label.startswith("mean")
 
 
-def accuracy_over_splits(by_split: dict[int, Record]) -> SplitAccuracy | None:
-    """Mean over splits 1-3 when all three exist, else the lowest split run; None without runs."""
-    if not by_split:
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def accuracy_over_splits(by_split: dict[int, list[Record]]) -> SplitAccuracy | None:
+    """Mean over splits 1-3 when all three exist, else the lowest split run ("split N only");
+    None without runs. Several seeds of a split: their mean; the std is over the seeds (of
+    their mean over the splits) when every split used has the same 2+ seeds."""
+    if not any(by_split.values()):
         return None
-    if all(s in by_split for s in SPLITS):
-        chosen = [by_split[s] for s in SPLITS]
+    if all(by_split.get(s) for s in SPLITS):
+        used = SPLITS
         label = f"mean of {len(SPLITS)} splits"
     else:
-        lowest = min(by_split)
-        chosen = [by_split[lowest]]
-        label = f"split {lowest}"
-    top1 = sum(r["metrics"]["top1"] for r in chosen) / len(chosen)
-    classes = [r["metrics"].get("mean_class") for r in chosen]
-    mean_class = None if None in classes else sum(classes) / len(classes)
-    return SplitAccuracy(top1, mean_class, label, tuple(chosen))
+        used = (min(s for s, runs in by_split.items() if runs),)
+        label = f"split {used[0]} only"
+    chosen = [by_split[s] for s in used]
+    top1 = _mean([_mean([r["metrics"]["top1"] for r in runs]) for runs in chosen])
+    classes = [r["metrics"].get("mean_class") for runs in chosen for r in runs]
+    mean_class = None
+    if None not in classes:
+        mean_class = _mean([_mean([r["metrics"]["mean_class"] for r in runs]) for runs in chosen])
+    seeds = min(len(runs) for runs in chosen)
+    seed_sets = {tuple(sorted(r["seed"] for r in runs)) for runs in chosen}
+    std = None
+    if len(seed_sets) == 1 and seeds >= 2:
+        per_seed = [
+            _mean(
+                [next(r for r in runs if r["seed"] == seed)["metrics"]["top1"] for runs in chosen]
+            )
+            for seed in next(iter(seed_sets))
+        ]
+        centre = _mean(per_seed)
+        std = math.sqrt(sum((x - centre) ** 2 for x in per_seed) / (len(per_seed) - 1))
+    records = tuple(r for runs in chosen for r in runs)
+    return SplitAccuracy(top1, mean_class, label, records, seeds, std)
+
+
+def accuracy_text(acc: SplitAccuracy | None) -> str:
+    """Top-1 in %, with "± std (n seeds)" over several seeds."""
+    if acc is None:
+        return "n/a"
+    text = percent(acc.top1)
+    if acc.seeds > 1:
+        spread = f" ± {fixed(100 * acc.std, 1)}" if acc.std is not None else ""
+        text += f"{spread} ({acc.seeds} seeds)"
+    return text
 
 
 def main_table_infos(reported: ReportedTables) -> list[TableInfo]:
@@ -412,8 +572,10 @@ def reproduced_cost(
     value = cost.get(key)
     if isinstance(value, dict):  # a paper convention: {"gmacs": ..., "explanation": ...}
         value = value.get("gmacs")
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if is_number(value):
         value = value if quantity == "gflops" else value / 1e6  # parameter counts -> millions
+    elif value is not None and not isinstance(value, dict):  # NaN, inf, a string: not shown
+        value = None
     elif entry:  # the cost record lacks the key: the comparison's own number
         value = entry["ours"] / comparison_scale(cost, entry)
     else:
@@ -447,18 +609,13 @@ def verdict(entry: dict[str, Any]) -> str:
 def weights_cell(records: Iterable[Record]) -> str:
     """The weights the runs started from: ``synthetic CLIP`` where a record has a
     ``synthetic_pretraining`` mapping, else the file names of the real weights its
-    ``pretrained`` list names, ``none (random)`` when every option is off, ``n/a`` without
+    ``weights`` (format 1: ``pretrained``) list names, ``none (random)`` when every option is off, ``n/a`` without
     records or a ``pretrained`` list."""
     records = list(records)
     if any(isinstance(r.get("synthetic_pretraining"), dict) for r in records):
         return "synthetic CLIP"
     weights = sorted(
-        {
-            str(p.get("weights"))
-            for r in records
-            for p in r.get("pretrained") or []
-            if isinstance(p, dict)
-        }
+        {str(file) for r in records for _, file in (weight_files(r) or []) if file is not None}
     )
     if not weights:
         return "n/a"
@@ -525,7 +682,7 @@ def _main_block(inputs: Inputs, info: TableInfo) -> Block:
         if row is anchor:
             ours, ours_sources, ours_notes = _reproduced_main(inputs, info, row, why)
             cells += ours
-            sources += [ours_sources, ours_sources]
+            sources += ours_sources
             notes += ours_notes
     frame = pd.DataFrame(cells, columns=list(MAIN_COLUMNS), dtype=object)
     return Block(f"{PAPER_NAMES[info.paper]} {info.table}", frame, sources, notes)
@@ -533,7 +690,9 @@ def _main_block(inputs: Inputs, info: TableInfo) -> Block:
 
 def _reproduced_main(
     inputs: Inputs, info: TableInfo, anchor: ReportedRow, why: str
-) -> tuple[list[list[str]], str, list[str]]:
+) -> tuple[list[list[str]], list[str], list[str]]:
+    """Our reproduced and diff rows (protocol runs only), then a ``custom`` row per custom
+    group of the method on HMDB51/UCF101; their sources and notes."""
     method = anchor.our_method
     assert method is not None
     cost = inputs.cost(method)
@@ -546,9 +705,7 @@ def _reproduced_main(
 
     def acc_cell(d: str) -> str:
         a = accuracies[d]
-        if a is None:
-            return "n/a"
-        return percent(a.top1) + ("" if a.label.startswith("mean") else f" ({a.label})")
+        return accuracy_text(a) + ("" if a is None or a.is_mean else f" ({a.label})")
 
     def acc_diff(d: str) -> str:
         a = accuracies[d]
@@ -577,7 +734,8 @@ def _reproduced_main(
     here = (info.paper, info.table)
     notes = [
         f"Reproduced: cvbench `{method}` at preset `paper`, under row {anchor.source.row} "
-        f"({_method_cell(anchor)}): {why}."
+        f"({_method_cell(anchor)}): {why}. Accuracy from `protocol` runs only (the paper's "
+        "recipe on the complete official split, every requested epoch, the weights as files)."
     ]
     if cost is None:
         notes.append(
@@ -612,14 +770,54 @@ def _reproduced_main(
             )
     for d in MAIN_DATASETS:
         a = accuracies[d]
+        left_out = [r for r in inputs.not_used() if r["method"] == method and r["dataset"] == d]
+        elsewhere = (
+            f" ({len(left_out)} partial or invalid record(s) in not_used)" if left_out else ""
+        )
         if a is None:
             notes.append(
-                f"{dataset_name(d)}: no run record of `{method}` at preset `paper` on {d}: n/a."
+                f"{dataset_name(d)}: no protocol run of `{method}` at preset `paper` on {d}: "
+                f"n/a{elsewhere}."
             )
         else:
-            notes.append(f"{dataset_name(d)}: {a.label}, from {_sources(a.records)}.")
+            seeds = f", {a.seeds} seeds per split" if a.seeds > 1 else ""
+            notes.append(
+                f"{dataset_name(d)}: {a.label}{seeds}, from {_sources(a.records)}{elsewhere}."
+            )
+    rows = [reproduced, diff]
     sources = _sources([*([cost] if cost else []), *used])
-    return [reproduced, diff], sources, notes
+    row_sources = [sources, sources]
+    # custom runs of the method on these datasets: their own rows, never the reproduction
+    customs: dict[tuple[str, str], dict[str, SplitAccuracy | None]] = {}
+    for key in inputs.run_groups(method=method, classes=(CUSTOM,)):
+        if key.dataset in MAIN_DATASETS:
+            acc = accuracy_over_splits(inputs.groups[key])
+            customs.setdefault((key.preset, key.settings), {})[key.dataset] = acc
+    for n, ((preset, _), by_dataset) in enumerate(customs.items(), start=1):
+        accs = [a for a in by_dataset.values() if a is not None]
+        records = [r for a in accs for r in a.records]
+        rows.append(
+            [
+                "custom",
+                f"{method} (cvbench, {preset} preset) [custom {n}]",
+                "",
+                weights_cell(records),
+                "",
+                "",
+                "",
+                *(
+                    accuracy_text(a) + ("" if a is None or a.is_mean else f" ({a.label})")
+                    for a in (by_dataset.get(d) for d in MAIN_DATASETS)
+                ),
+            ]
+        )
+        row_sources.append(_sources(records))
+        reasons = "; ".join(inputs.classes[records[0].file].reasons)
+        notes.append(
+            f"[custom {n}] not the papers' protocol, so not a reproduction: {reasons} "
+            f"({_sources(records)})."
+        )
+    return rows, row_sources, notes
 
 
 def main_table(inputs: Inputs) -> Table:
@@ -831,15 +1029,14 @@ def synthetic_accuracy(
     inputs: Inputs, method: str, dataset: str = SYNTHETIC
 ) -> tuple[str, SplitAccuracy] | None:
     """The preset (``paper`` where run, else ``tiny``, else by name) and the accuracy over
-    splits of ``method``'s full-training-set runs on ``dataset``; None without any."""
-    presets = sorted(
-        {k[1] for k in inputs.runs if k[0] == method and k[2] == dataset and k[4] is None},
-        key=preset_key,
-    )
-    if not presets:
+    splits of ``method``'s full-training-set protocol or custom runs on ``dataset`` (the
+    first group in table order: protocol before custom, the paper's settings first); None
+    without any."""
+    keys = inputs.run_groups(method=method, dataset=dataset)  # table order: paper first
+    if not keys:
         return None
-    acc = accuracy_over_splits(inputs.runs_by_split(method, presets[0], dataset))
-    return None if acc is None else (presets[0], acc)
+    acc = accuracy_over_splits(inputs.groups[keys[0]])
+    return None if acc is None else (keys[0].preset, acc)
 
 
 def _joined(values: Iterable[Any]) -> str:
@@ -930,8 +1127,9 @@ def synthetic_table(inputs: Inputs) -> Table:
             notes.append(f"`{method}`: no run record on `{SYNTHETIC}` (full training set).")
             continue
         preset, acc = pick
-        top1 = percent(acc.top1)
-        marks = [mark for mark, limit, skip in limits if float(top1) <= limit and method != skip]
+        printed_top1 = float(percent(acc.top1))
+        top1 = accuracy_text(acc)
+        marks = [m for m, limit, skip in limits if printed_top1 <= limit and method != skip]
         if marks:
             top1 += f" ({', '.join(marks)})"
         train = [r["timings"].get("train_s") for r in acc.records]
@@ -987,6 +1185,9 @@ def synthetic_table(inputs: Inputs) -> Table:
         "pretrained by cvbench on captioned motion-vector images of a synthetic corpus disjoint "
         "from the benchmark (cvbench/pretrain.py; the record's `synthetic_pretraining`); "
         "otherwise the weight files the run record names.",
+        "Class: every row is a `custom` run (cvbench/classify.py): the synthetic dataset has no "
+        "published protocol. Partial or invalid records are not shown here; not_used lists "
+        "them. Several seeds of a split: their mean, ± the std over the seeds.",
         *notes,
     ]
     return Table(
@@ -1129,27 +1330,39 @@ def timing_table(inputs: Inputs) -> Table:
 
 
 def splits_table(inputs: Inputs) -> Table:
-    groups = sorted(
-        {(k[0], k[1], k[2]) for k in inputs.runs if k[4] is None},
-        key=lambda g: (inputs.method_key(g[0]), g[0], preset_key(g[1]), dataset_key(g[2])),
-    )
+    footnotes = Footnotes()
     cells, sources = [], []
-    for method, preset, dataset in groups:
-        by_split = inputs.runs_by_split(method, preset, dataset)
-        row = [method, preset, dataset_name(dataset)]
-        row += [percent(by_split[s]["metrics"]["top1"]) if s in by_split else "" for s in SPLITS]
+    for key in inputs.run_groups():
+        by_split = inputs.groups[key]
+        row = [key.method, key.preset, dataset_name(key.dataset)]
+        if key.cls == CUSTOM:
+            first = next(r for runs in by_split.values() for r in runs)
+            reasons = "; ".join(inputs.classes[first.file].reasons)
+            row.append(f"custom {footnotes.mark(reasons)}")
+        else:
+            row.append(key.cls)
+        row += [
+            accuracy_text(accuracy_over_splits({s: by_split[s]})) if s in by_split else ""
+            for s in SPLITS
+        ]
         acc = accuracy_over_splits(by_split)
-        row.append(percent(acc.top1) if acc and acc.label.startswith("mean") else "")
+        row.append(accuracy_text(acc) if acc and acc.is_mean else "")
         cells.append(row)
-        sources.append(_sources(by_split.values()))
-    columns = ["Method", "Preset", "Dataset", *(f"Split {s}" for s in SPLITS), "Mean"]
+        sources.append(_sources(r for runs in by_split.values() for r in runs))
+    columns = ["Method", "Preset", "Dataset", "Class", *(f"Split {s}" for s in SPLITS), "Mean"]
     frame = pd.DataFrame(cells, columns=columns, dtype=object)
     notes = [
-        "Top-1 (%) per split from the run records (full training sets; K-shot runs are in "
-        "few_shot); Mean only when all three splits were run. Records of the same (method, "
-        "preset, dataset, split): the latest is shown.",
+        "Top-1 (%) per split from the protocol and custom run records (full training sets; "
+        "K-shot runs are in few_shot; partial and invalid records are in not_used); Mean only "
+        "when all three splits were run. Records of one identity: the newest is shown; several "
+        "seeds of a split: their mean ± the std over the seeds, with the seed count.",
+        "Class (cvbench/classify.py): protocol = the paper's preset and settings on the complete "
+        "official split with the weights as files, every epoch completed; custom = a complete "
+        "run off that recipe, the numbered note says how.",
     ]
-    return Table("splits", "Top-1 per split", [Block(None, frame, sources)], notes)
+    return Table(
+        "splits", "Top-1 per split", [Block(None, frame, sources, footnotes.notes())], notes
+    )
 
 
 # --------------------------------------------------------------------------- few-shot
@@ -1167,9 +1380,9 @@ def _few_shot_method(method: str, variant: str | None) -> str:
 
 
 def few_shot_table(inputs: Inputs) -> Table:
-    shot_keys = [k for k in inputs.runs if k[4] is not None]
+    shot_keys = inputs.run_groups(shots=True)
     datasets = list(FEW_SHOT_DATASETS)
-    datasets += sorted({k[2] for k in shot_keys} - set(datasets), key=dataset_key)
+    datasets += sorted({k.dataset for k in shot_keys} - set(datasets), key=dataset_key)
     columns = ["Method", "Pretrain"]
     columns += [f"{dataset_name(d)} K={k}" for d in datasets for k in FEW_SHOT_K]
     cells, sources = [], []
@@ -1198,28 +1411,243 @@ def few_shot_table(inputs: Inputs) -> Table:
         "records with `shots`, one row per (method, preset); a cell is the mean over splits "
         "1-3 when all were run, else the split the note below names.",
     ]
-    groups = sorted(
-        {(k[0], k[1]) for k in shot_keys},
-        key=lambda g: (inputs.method_key(g[0]), g[0], preset_key(g[1])),
-    )
-    for method, preset in groups:
+    groups: list[tuple[str, str, str, str]] = []  # (method, preset, class, settings)
+    for k in shot_keys:
+        if (k.method, k.preset, k.cls, k.settings) not in groups:
+            groups.append((k.method, k.preset, k.cls, k.settings))
+    for n, (method, preset, cls, settings) in enumerate(groups, start=1):
         used: list[Record] = []
         labels: set[str] = set()
         values = []
         for d in datasets:
             for k in FEW_SHOT_K:
-                acc = accuracy_over_splits(inputs.runs_by_split(method, preset, d, k))
-                values.append(percent(acc.top1) if acc else "n/a")
+                by_split = inputs.groups.get(GroupKey(method, preset, d, k, cls, settings), {})
+                acc = accuracy_over_splits(by_split)
+                values.append(accuracy_text(acc))
                 if acc:
                     used += acc.records
                     labels.add(acc.label)
-        cells.append([f"{method} (cvbench, {preset} preset)", weights_cell(used), *values])
+        name = f"{method} (cvbench, {preset} preset)"
+        if cls == CUSTOM:
+            name += f" custom [{n}]"
+            reasons = "; ".join(inputs.classes[used[0].file].reasons)
+            notes.append(f"[{n}] custom, not the paper's protocol: {reasons}.")
+        cells.append([name, weights_cell(used), *values])
         sources.append(_sources(used))
-        notes.append(f"`{method}` {preset} preset: {'; '.join(sorted(labels))}.")
+        notes.append(f"`{method}` {preset} preset ({cls}): {'; '.join(sorted(labels))}.")
     if not groups:
         notes.append("No K-shot run records (`shots`) yet: only the reported grid is shown.")
     frame = pd.DataFrame(cells, columns=columns, dtype=object)
     return Table("few_shot", "K-shot top-1", [Block(None, frame, sources)], notes)
+
+
+# --------------------------------------------------------------------------- per class
+
+SCORES_SUFFIX = ".scores.csv.gz"  # per-video scores beside a run record
+SCORE_COLUMNS = ("video", "label", "label_name", "views")  # then one column per class
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A run's per-video test scores: class names, true and predicted labels."""
+
+    record: Record
+    path: Path
+    classes: list[str]  # class names in label order (the score columns)
+    labels: list[int]  # true label per video
+    predicted: list[int]  # argmax of the scores per video
+
+
+def scores_path(record: Record) -> Path:
+    """The record's scores file: ``scores_file`` (read beside the record), else
+    ``<record stem>.scores.csv.gz``."""
+    from cvbench.classify import get
+
+    named = get(record, "scores_file")
+    name = Path(named).name if isinstance(named, str) and named else None
+    return record.path.parent / (name or f"{record.path.stem}{SCORES_SUFFIX}")
+
+
+def read_scores(record: Record) -> Scores | str | None:
+    """The record's scores; None without a file; a message when the file is unreadable."""
+    path = scores_path(record)
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, EOFError) as err:
+        return f"{path.name}: not readable: {err}"
+    classes = [c for c in frame.columns if c not in SCORE_COLUMNS]
+    if "label" not in frame.columns or not classes:
+        return f"{path.name}: expected columns {', '.join(SCORE_COLUMNS)} and one per class"
+    values = frame[classes].apply(pd.to_numeric, errors="coerce")
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    if (
+        values.isna().any().any()
+        or labels.isna().any()
+        or not labels.between(0, len(classes) - 1).all()
+    ):
+        return f"{path.name}: a score or label that is not a number, or a label out of range"
+    predicted = values.to_numpy().argmax(axis=1)
+    return Scores(record, path, classes, [int(x) for x in labels], [int(x) for x in predicted])
+
+
+def protocol_scores(inputs: Inputs) -> tuple[list[Scores], list[str]]:
+    """The scores of every protocol run shown (full training sets), in table order, and a
+    problem per unreadable scores file; runs without one are skipped."""
+    found, problems = [], []
+    for key in inputs.run_groups(classes=(PROTOCOL,)):
+        for runs in inputs.groups[key].values():
+            for record in runs:
+                scores = read_scores(record)
+                if isinstance(scores, Scores):
+                    found.append(scores)
+                elif isinstance(scores, str):
+                    problems.append(scores)
+    return found, problems
+
+
+def per_class_table(inputs: Inputs) -> Table:
+    """Per protocol run with a scores file: each class's test videos, top-1, and the class
+    its videos are most often taken for."""
+    columns = ["Class", "Test videos", "Top-1 (%)", "Most confused with", "Confused (%)"]
+    found, problems = protocol_scores(inputs)
+    blocks = []
+    for scores in found:
+        r = scores.record
+        cells = []
+        for c, name in enumerate(scores.classes):
+            mine = [p for t, p in zip(scores.labels, scores.predicted, strict=True) if t == c]
+            wrong = [p for p in mine if p != c]
+            top = max(set(wrong), key=lambda p: (wrong.count(p), -p)) if wrong else None
+            cells.append(
+                [
+                    name,
+                    str(len(mine)),
+                    fixed(100 * (len(mine) - len(wrong)) / len(mine), 1) if mine else "n/a",
+                    scores.classes[top] if top is not None else "-",
+                    fixed(100 * wrong.count(top) / len(mine), 1) if top is not None else "-",
+                ]
+            )
+        title = (
+            f"{r['method']} {r['preset']}, {dataset_name(r['dataset'])} split {r['split']}, "
+            f"seed {r['seed']}"
+        )
+        frame = pd.DataFrame(cells, columns=columns, dtype=object)
+        blocks.append(Block(title, frame, [f"{r.file}; {scores.path.name}"] * len(cells)))
+    if not blocks:
+        blocks.append(Block(None, pd.DataFrame([], columns=columns, dtype=object), []))
+    notes = [
+        "Per class of each protocol run with a scores file (`<record stem>.scores.csv.gz`, the "
+        "per-video scores over the test views): its test videos, the share predicted right "
+        "(argmax of the scores), and the class its videos are most often taken for, with that "
+        "share. Runs without a scores file are left out.",
+        *problems,
+    ]
+    if not found:
+        notes.insert(0, "No protocol run with a scores file yet.")
+    return Table(
+        "per_class", "Per-class top-1 of the protocol runs", blocks, notes, block_column=True
+    )
+
+
+# --------------------------------------------------------------------------- not used
+
+NOT_USED_COLUMNS = ("File", "Class", "Method", "Preset", "Dataset", "Split", "Reason")
+
+
+def _cell(value: Any) -> str:
+    """A record's field as a cell, whatever its type (an absurd number shown as such)."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool) and not is_number(value):
+        return "absurd number"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def not_used_table(inputs: Inputs) -> Table:
+    """Every record no table uses as a result, with its file and why: run records classed
+    partial or invalid (:func:`cvbench.classify.classify`), record files that did not load
+    (results/runs and results/gpu), reported.yaml entries left out, and run records a newer
+    record of the same identity superseded."""
+    cells, sources = [], []
+    for record in inputs.not_used():
+        found = inputs.classes[record.file]
+        cells.append(
+            [
+                record.file,
+                found.cls,
+                *(_cell(record.get(k)) for k in ("method", "preset", "dataset", "split")),
+                "; ".join(found.reasons),
+            ]
+        )
+        sources.append(record.file)
+    loads = [(p, inputs.records) for p in inputs.records.problems]
+    loads += [(p, inputs.gpu) for p in inputs.gpu.problems]
+    for problem, _ in loads:
+        field_name = problem.field or "(file)"
+        cells.append(
+            [problem.file, INVALID, "", "", "", "", f"not loaded: {field_name}: {problem.message}"]
+        )
+        sources.append(problem.file)
+    for problem in inputs.reported.problems:
+        where = problem.section if problem.index is None else f"{problem.section}[{problem.index}]"
+        where += f".{problem.field}" if problem.field else ""
+        cells.append(
+            [
+                Path(problem.path).name,
+                INVALID,
+                "",
+                "",
+                "",
+                "",
+                f"left out: {where}: {problem.message}",
+            ]
+        )
+        sources.append(Path(problem.path).name)
+    frame = pd.DataFrame(cells, columns=list(NOT_USED_COLUMNS), dtype=object)
+    blocks = [Block("Partial and invalid records", frame, sources)]
+    old_cells = [
+        [
+            old.file,
+            "superseded",
+            old["method"],
+            old["preset"],
+            dataset_name(old["dataset"]),
+            str(old["split"]),
+            f"superseded by {new.file} (same identity or seed, newer)",
+        ]
+        for old, new in inputs.superseded
+    ]
+    blocks.append(
+        Block(
+            "Superseded records",
+            pd.DataFrame(old_cells, columns=list(NOT_USED_COLUMNS), dtype=object),
+            [old.file for old, _ in inputs.superseded],
+        )
+    )
+    notes = [
+        "Partial: a real result on less than the whole task (batch limits, epochs not all "
+        "completed, test or training videos missing from the official split, skipped videos, "
+        "weights evaluated on another split, or a format-1 record on UCF101/HMDB51, whose "
+        "completeness is not recorded). Invalid: not a result (an unknown method, dataset or "
+        "preset, a split the dataset lacks, a non-finite, out-of-range or absurd number, a "
+        "field of the wrong type, a file that does not load). Rules: cvbench/classify.py.",
+        "Superseded: a protocol or custom run record with a newer record of the same identity "
+        "(`identity_hash`; for format-1 records method, preset, dataset, split and shots) or "
+        "of the same group, split and seed; the newer one is shown.",
+    ]
+    if not cells:
+        notes.insert(0, "No record is partial or invalid, and every record file loaded.")
+    return Table(
+        "not_used",
+        "Records not used as results, and why",
+        blocks,
+        notes,
+        inputs=f"{RUNS_INPUTS} and results/gpu/*.json",
+        block_column=True,
+    )
 
 
 # --------------------------------------------------------------------------- gpu
@@ -1660,6 +2088,8 @@ TABLE_BUILDERS = (
     splits_table,
     few_shot_table,
     gpu_table,
+    not_used_table,
+    per_class_table,
 )
 
 
