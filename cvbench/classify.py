@@ -37,20 +37,15 @@ import json
 from typing import Any, NamedTuple
 
 from cvbench.reported import is_number, number_problem
+from datamodules.datasets import OFFICIAL_VIDEOS
 
 PROTOCOL, CUSTOM, PARTIAL, INVALID = "protocol", "custom", "partial", "invalid"
 CLASSES = (PROTOCOL, CUSTOM, PARTIAL, INVALID)
 USABLE = (PROTOCOL, CUSTOM)  # the classes tables show
 PROTOCOL_DATASETS = ("ucf101", "hmdb51")  # the datasets with a published protocol
 FORMATS = (1, 2)  # the run-record formats this code reads
-# The official video counts per subset and split (1, 2, 3): UCF101's ucfTrainTestlist
-# (13,320 videos) and HMDB51's testTrainMulti_7030_splits (51 classes x 70 / 30). The same
-# numbers as datamodules.datasets.OFFICIAL_VIDEOS on the run-record branch; they are the
-# yardstick a record's own ``official`` count is checked against.
-OFFICIAL_VIDEOS: dict[str, dict[str, tuple[int, int, int]]] = {
-    "ucf101": {"train": (9537, 9586, 9624), "test": (3783, 3734, 3696)},
-    "hmdb51": {"train": (3570, 3570, 3570), "test": (1530, 1530, 1530)},
-}
+# The official video counts per subset and split (datamodules.datasets.OFFICIAL_VIDEOS) are
+# the yardstick a record's own ``official`` count is checked against.
 MAX_VIDEOS = 10_000_000  # more videos than any action dataset holds: an absurd count
 MAX_COUNT = 10**12  # batches, epochs, attempts: past this, an absurd count
 
