@@ -3,6 +3,12 @@
 ``main(argv)`` takes an argument list so tests run the whole program in-process. Each
 subcommand module exposes ``add_parser(subparsers)`` (which sets ``func``) and is listed
 once in ``_COMMANDS``; nothing is parsed at import time.
+
+One error contract: a mistake the user can fix (an unknown name, a setting, a file: every
+:class:`~datamodules.errors.CvbenchError`) is one line ``cvbench <command>: error:
+<message>`` on stderr and exit status 2; ``cvbench --debug <command>`` raises it with its
+traceback instead. Flags argparse refuses are its usage line and one error line, also
+exit 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from cvbench.commands import (
     table,
     test,
 )
+from datamodules.errors import CvbenchError
 
 _COMMANDS = (
     run,
@@ -52,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"cvbench {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error instead of its one-line message",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _COMMANDS:
         module.add_parser(subparsers)
@@ -67,6 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except CvbenchError as error:
+        if args.debug:
+            raise
+        print(f"{command_name(args)}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """``cvbench run``, ``cvbench bench method``, ...: the prefix of an error line."""
+    words = ["cvbench", args.command]
+    if getattr(args, "bench", None):
+        words.append(args.bench)
+    return " ".join(words)
 
 
 if __name__ == "__main__":  # pragma: no cover
