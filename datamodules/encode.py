@@ -22,13 +22,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
-from av.video.frame import PictureType
 
 from datamodules.errors import VideoError
+
+if TYPE_CHECKING:
+    import av
+
+# PyAV is imported by the functions that encode or decode: the data layer's registry and
+# options (and `cvbench --help`) import this module without paying for it.
 
 # Container format name (as PyAV/FFmpeg spells it) -> file suffix. Formats missing here
 # get "." + name.
@@ -92,6 +96,8 @@ def encode_frames(
     Frames whose size differs from the options are resized. ``options.fps`` None means
     25 fps. Nothing is left at ``path`` if encoding fails or no frame is given.
     """
+    import av
+
     rate = _rate(options.fps) or _DEFAULT_FPS
 
     def video_frames() -> Iterator[av.VideoFrame]:
@@ -119,6 +125,8 @@ def transcode(
     ``src_codec``, ``src_width``, ``src_height``, ``src_fps``, ``src_frames`` (decoded),
     ``decode_errors``, ``bytes`` (size of ``dst``).
     """
+    import av
+
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise VideoError(src, "no such file")
@@ -170,6 +178,8 @@ def _decode_tolerant(
 
     Raises VideoError once the stream is exhausted if not a single frame decoded.
     """
+    import av
+
     first_error = ""
     try:
         # The demuxer allocates padded packets (never av.Packet(bytes), see NOTES.md) and
@@ -221,6 +231,8 @@ def _write(
     frames: Iterable[av.VideoFrame], path: Path, options: EncodeOptions, rate: Fraction
 ) -> int:
     """Encode ``frames`` atomically to ``path`` (temp file + rename); returns frames written."""
+    import av
+
     path.parent.mkdir(parents=True, exist_ok=True)
     # Hidden, unique, and ending in ".part" so that nobody (prepare's resume, a dataset
     # listing) mistakes it for a finished video.
@@ -243,6 +255,9 @@ def _write(
 def _encode_to(
     frames: Iterable[av.VideoFrame], path: Path, options: EncodeOptions, rate: Fraction
 ) -> int:
+    import av
+    from av.video.frame import PictureType
+
     time_base = 1 / rate
     count = 0
     with av.open(str(path), "w", format=options.container) as output:

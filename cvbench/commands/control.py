@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cvbench.commands import print_json
-from cvbench.pixel_control import CONTROLS_DIR
+from cvbench.commands import positive_float, positive_int, print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +47,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="dataset builder option (repeatable), e.g. videos_per_class=100",
     )
-    p.add_argument("--epochs", type=int, default=40, help="training epochs (default: 40)")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
-    p.add_argument("--batch-size", type=int, default=8, help="videos per batch (default: 8)")
+    p.add_argument("--epochs", type=positive_int, default=40, help="training epochs (default: 40)")
+    p.add_argument(
+        "--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default: 1e-3)"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=8, help="videos per batch (default: 8)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order, augmentation")
     p.add_argument(
         "--output",
-        default=str(CONTROLS_DIR),
-        help=f"folder of the record (default: {CONTROLS_DIR})",
+        default=None,
+        help="folder of the record (default: results/controls)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
@@ -64,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cvbench.commands.run import _parse_set
-    from cvbench.pixel_control import run_control
+    from cvbench.pixel_control import CONTROLS_DIR, run_control  # Lightning: seconds
 
     try:
         record = run_control(
@@ -79,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr,
             batch_size=args.batch_size,
             seed=args.seed,
-            output=args.output,
+            output=str(CONTROLS_DIR) if args.output is None else args.output,
             progress=not args.no_progress,
         )
     except (KeyError, ValueError) as exc:
-        print(f"cvbench control: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"cvbench control: error: {message}", file=sys.stderr)
         return 2
     if args.json:
         print_json(record)

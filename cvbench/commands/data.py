@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from cvbench.commands import print_json
+from cvbench.commands import nonnegative_int, positive_int, print_json
 from datamodules.contract import DataSpec
 from datamodules.datasets import list_datasets
 from datamodules.sampling import PAPER_SAMPLINGS
@@ -42,12 +42,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(PAPER_SAMPLINGS),
         help="which paper's sampling and modalities to serve",
     )
-    p.add_argument("--size", type=int, default=112, help="side of the square crop fed to a network")
-    p.add_argument("--batch-size", type=int, default=8, help="samples per batch")
     p.add_argument(
-        "--batches", type=int, default=4, help="batches drawn from each loader (0 = all)"
+        "--size", type=positive_int, default=112, help="side of the square crop fed to a network"
     )
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="samples per batch")
+    p.add_argument(
+        "--batches",
+        type=nonnegative_int,
+        default=4,
+        help="batches drawn from each loader (0 = all)",
+    )
+    p.add_argument("--workers", type=nonnegative_int, default=0, help="DataLoader worker processes")
     p.add_argument(
         "--cache-dir",
         default=None,

@@ -64,15 +64,28 @@ import argparse
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cvbench import runsettings as rs
-from cvbench.commands import json_stdout, print_json
-from cvbench.configs import CONFIGS_DIR, RunLayer, resolve
-from cvbench.run import RUNS_DIR, RunSpec, datamodule_takes, train_and_test
+from cvbench.commands import (
+    batch_limit,
+    json_stdout,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    print_json,
+)
+from cvbench.records import RUNS_DIR
 from datamodules.datasets import list_datasets
+from datamodules.errors import CvbenchError
+
+if TYPE_CHECKING:
+    from cvbench.run import RunSpec
+
+# cvbench.run and cvbench.configs import Lightning and the methods (seconds): the functions
+# that resolve and train import them, so that `cvbench run --help` starts at once.
 
 ALL = "all"  # --method value that runs every registered method
 
@@ -97,7 +110,7 @@ def add_device_options(p: argparse.ArgumentParser, num_nodes: bool) -> None:
     p.add_argument("--devices", default="auto", help="Lightning devices: a count, a list, or auto")
     if num_nodes:
         p.add_argument(
-            "--num-nodes", type=int, default=1, help="Lightning num_nodes (multi-node DDP)"
+            "--num-nodes", type=positive_int, default=1, help="Lightning num_nodes (multi-node DDP)"
         )
     p.add_argument(
         "--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ..."
@@ -145,7 +158,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--config-dir",
-        default=str(CONFIGS_DIR),
+        default=None,
         help="the tree of <method>/<dataset>.yaml default settings (default: the repository's "
         "configs/)",
     )
@@ -158,13 +171,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         default=None,
         help="base learning rate (default: the config files', else the paper's)",
     )
     p.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=None,
         help="training epochs, also the schedule's length (default: the config files', else "
         "the paper's)",
@@ -173,7 +186,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device-batch",
         "--batch-size",
         dest="batch_size",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="training samples per forward pass per device, taken as given (--batch-size is "
@@ -182,7 +195,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--global-batch",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="samples per optimiser step over all devices and nodes = device batch x devices x "
@@ -198,27 +211,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--test-batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="test views per batch per device (default: the config files', else the batch size)",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=nonnegative_int,
         default=None,
         help="DataLoader worker processes per device (default: min(8, cores per device) on a "
         "GPU, with pinned memory; 0 on the CPU)",
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch intra-op threads per process (default: cores / processes on this node; "
         "torch's own count for a single CPU process)",
     )
     p.add_argument(
         "--gpu-memory-gb",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="GB",
         help="memory per GPU that picks the config's device_batch class (default: measured; "
@@ -245,7 +258,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--shots",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="train on K videos per class (few-shot; the paper uses 2, 4, 8, 16), test on the "
@@ -269,15 +282,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--limit-train-batches",
-        type=float,
+        type=batch_limit,
         default=1.0,
-        help="fraction (<=1) or number of training batches per epoch",
+        help=LIMIT_HELP.format(what="training batches per epoch"),
     )
     p.add_argument(
         "--limit-test-batches",
-        type=float,
+        type=batch_limit,
         default=1.0,
-        help="fraction (<=1) or number of test batches",
+        help=LIMIT_HELP.format(what="test batches"),
     )
     p.add_argument(
         "--dataset-option",
@@ -295,8 +308,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _limit(value: float) -> float | int:
-    return int(value) if value > 1 else value
+LIMIT_HELP = (
+    "{what}, as Lightning reads it: a count written without a decimal point (2: two "
+    "batches) or a fraction in (0, 1] (0.25; default 1.0: all)"
+)
 
 
 def parse_devices(value: str) -> str | int:
@@ -336,6 +351,8 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
     """The layered settings of ``method`` (config files, then flags) on this machine (or
     the one ``--accelerator``, ``--devices``, ``--num-nodes``, ``--gpu-memory-gb`` describe).
     Raises :class:`~cvbench.runsettings.SettingsError` for settings that cannot be met."""
+    from cvbench.configs import CONFIGS_DIR, RunLayer, resolve
+    from cvbench.run import RunSpec
     from methods.config import apply_overrides
     from methods.registry import get_method
 
@@ -350,7 +367,8 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         optim={"lr": args.lr} if args.lr is not None else {},
         dataset_options=_parse_set(args.dataset_option, "--dataset-option"),
     )
-    settings = resolve(method, args.dataset, args.config, flags, args.config_dir)
+    config_dir = CONFIGS_DIR if args.config_dir is None else args.config_dir
+    settings = resolve(method, args.dataset, args.config, flags, config_dir)
     machine = rs.detect_machine(args.accelerator, args.devices, args.num_nodes, args.gpu_memory_gb)
     plan = rs.plan_batch(
         machine, settings.device_batch, settings.global_batch, exact=settings.device_batch_exact
@@ -404,8 +422,8 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         output=args.output,
         work_dir=args.work_dir,
         resume=args.resume,
-        limit_train_batches=_limit(args.limit_train_batches),
-        limit_test_batches=_limit(args.limit_test_batches),
+        limit_train_batches=args.limit_train_batches,
+        limit_test_batches=args.limit_test_batches,
         progress=not args.no_progress,
     )
     return RunSettings(spec, machine, plan, lr, reference, settings.device_batch, tuple(notes))
@@ -467,6 +485,8 @@ def describe(settings: RunSettings) -> dict[str, Any]:
 
 def settings_lines(settings: RunSettings) -> list[str]:
     """``--print-config``'s lines for one method."""
+    from cvbench.run import datamodule_takes
+
     spec, machine = settings.spec, settings.machine
     where = f"{machine.accelerator}, {machine.cores} cores"
     if machine.gpu:
@@ -505,6 +525,35 @@ def start_line(settings: RunSettings) -> str:
         f"workers {spec.num_workers}; threads {threads}; logger {spec.logger}"
         + "".join(f"; {note}" for note in settings.notes)
     )
+
+
+def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
+    """:func:`cvbench.run.train_and_test`, imported when a run starts."""
+    from cvbench.run import train_and_test as train
+
+    return train(spec)
+
+
+def check_shots(resolved: dict[str, Any]) -> None:
+    """``--shots K``: refuse, before any method is built, a training split with a class of
+    fewer than K videos (:class:`~datamodules.fewshot.FewShotError` naming the class and its
+    count); each distinct dataset listing is read once."""
+    from datamodules.datasets import create_dataset
+    from datamodules.fewshot import check_shots as check
+
+    seen = set()
+    for settings in resolved.values():
+        if isinstance(settings, Exception) or settings.spec.shots is None:
+            continue
+        spec = settings.spec
+        key = (spec.dataset, spec.root, spec.split, repr(sorted(spec.dataset_options.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        videos = create_dataset(
+            spec.dataset, spec.root, spec.split, "train", **spec.dataset_options
+        )
+        check(videos, spec.shots)
 
 
 def _train(settings: RunSettings, as_json: bool) -> dict[str, Any] | None:
@@ -567,6 +616,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.print_config:
         return _print_config(resolved, args.json)
+    check_shots(resolved)
     if args.method != ALL:
         record = _train(resolved[args.method], args.json)
         if record is None:  # a DDP rank other than 0
@@ -584,7 +634,8 @@ def run(args: argparse.Namespace) -> int:
                 raise resolved[method]
             record = _train(resolved[method], args.json)
         except Exception as exc:  # noqa: BLE001  (one method's failure must not stop the rest)
-            traceback.print_exception(exc, file=sys.stderr)
+            if getattr(args, "debug", False) or not isinstance(exc, CvbenchError):
+                traceback.print_exception(exc, file=sys.stderr)  # a user's mistake needs none
             print(f"{method}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed.append(method)
             continue

@@ -21,15 +21,14 @@ import argparse
 import sys
 
 from cvbench import runsettings as rs
-from cvbench.commands import json_stdout, print_json
+from cvbench.commands import batch_limit, json_stdout, nonnegative_int, positive_int, print_json
 from cvbench.commands.run import (
-    _limit,
+    LIMIT_HELP,
     _parse_set,
     add_device_options,
     parse_devices,
     print_record,
 )
-from cvbench.run import CheckpointError, EvalSpec, evaluate_checkpoint
 from datamodules.datasets import list_datasets
 
 
@@ -78,13 +77,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="test views per batch per device (default: the training run's batch size)",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=nonnegative_int,
         default=None,
         help="DataLoader worker processes (default: min(8, cores per device) on a GPU, 0 on "
         "the CPU)",
@@ -92,9 +91,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_device_options(p, num_nodes=False)
     p.add_argument(
         "--limit-test-batches",
-        type=float,
+        type=batch_limit,
         default=1.0,
-        help="fraction (<=1) or number of test batches",
+        help=LIMIT_HELP.format(what="test batches"),
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
@@ -102,6 +101,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cvbench.run import CheckpointError, EvalSpec, evaluate_checkpoint  # Lightning: seconds
+
     try:
         rs.check_count(args.workers, "--workers", minimum=0)
         machine = rs.detect_machine(args.accelerator, parse_devices(args.devices))
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         cache_dir=args.cache_dir,
         output=args.output,
-        limit_test_batches=_limit(args.limit_test_batches),
+        limit_test_batches=args.limit_test_batches,
         progress=not args.no_progress,
     )
     try:
