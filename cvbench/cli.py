@@ -7,8 +7,8 @@ once in ``_COMMANDS``; nothing is parsed at import time.
 One error contract: a mistake the user can fix (an unknown name, a setting, a file: every
 :class:`~datamodules.errors.CvbenchError`) is one line ``cvbench <command>: error:
 <message>`` on stderr and exit status 2; ``cvbench --debug <command>`` raises it with its
-traceback instead. Flags argparse refuses are its usage line and one error line, also
-exit 2. Anything else is a bug and keeps its traceback.
+traceback instead. A flag the parser refuses (a malformed value, a missing argument) is
+one line too, also exit 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cvbench import __version__
 from cvbench.commands import (
@@ -50,8 +51,17 @@ _COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser (every subcommand's too) with its errors on one line, as the
+    commands' own: ``cvbench run: error: argument --limit-train-batches: ...``, exit 2
+    (the usage of ``cvbench run`` alone is a screenful; ``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cvbench",
         description=(
             "Action recognition in the compressed video domain: five methods compared on "

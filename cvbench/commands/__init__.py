@@ -28,49 +28,23 @@ def json_stdout(as_json: bool) -> AbstractContextManager[Any]:
     return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
 
 
-# ------------------------------------------------------------------ argument types
-# argparse calls these on the flag's text; an ArgumentTypeError becomes the usage line and
-# one error line ("cvbench run: error: argument --epochs: ...", exit 2) before any work.
+# ------------------------------------------------------------------ argument checks
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+def check_rate(value: float | None, flag: str) -> float | None:
+    """``value`` of a learning-rate flag, or a one-line error unless it is finite and > 0."""
+    from cvbench.runsettings import SettingsError
 
-
-def positive_int(text: str) -> int:
-    """A count >= 1 (epochs, batch sizes, shots, threads)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """A count >= 0 (DataLoader workers)."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rate, memory size)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{flag} {value:g}: expected a finite number > 0")
     return value
 
 
 def batch_limit(text: str) -> int | float:
-    """``--limit-*-batches``, read as Lightning reads its ``limit_*_batches``: written
-    without a decimal point (``2``) a batch count >= 1, with one a fraction in (0, 1]
-    (``0.25``; ``1.0`` is every batch)."""
+    """``--limit-*-batches`` (an argparse ``type``), read as Lightning reads its
+    ``limit_*_batches``: written without a decimal point (``2``) a batch count >= 1, with
+    one a fraction in (0, 1] (``0.25``; ``1.0`` is every batch). Parsed from the text, never
+    coerced: ``1`` is one batch, ``1.0`` all of them."""
     try:
         count = int(text)
     except ValueError:
@@ -78,8 +52,8 @@ def batch_limit(text: str) -> int | float:
     else:
         if count < 1:
             raise argparse.ArgumentTypeError(
-                f"expected a batch count >= 1 (e.g. 2) or a fraction in (0, 1] (e.g. 0.25), "
-                f"got {text!r}"
+                f"{text!r}: expected a batch count >= 1 (e.g. 2) or a fraction in (0, 1] "
+                "(e.g. 0.25)"
             )
         return count
     try:
@@ -88,7 +62,7 @@ def batch_limit(text: str) -> int | float:
         fraction = math.nan
     if not 0 < fraction <= 1:  # nan too
         raise argparse.ArgumentTypeError(
-            f"expected a batch count >= 1 (e.g. 2) or a fraction in (0, 1] (e.g. 0.25; 1.0 "
-            f"is every batch), got {text!r}"
+            f"{text!r}: expected a batch count >= 1 (e.g. 2) or a fraction in (0, 1] "
+            "(e.g. 0.25; 1.0 is every batch)"
         )
     return fraction

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cvbench.commands import positive_float, positive_int, print_json
+from cvbench.commands import check_rate, print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,13 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="dataset builder option (repeatable), e.g. videos_per_class=100",
     )
-    p.add_argument("--epochs", type=positive_int, default=40, help="training epochs (default: 40)")
-    p.add_argument(
-        "--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default: 1e-3)"
-    )
-    p.add_argument(
-        "--batch-size", type=positive_int, default=8, help="videos per batch (default: 8)"
-    )
+    p.add_argument("--epochs", type=int, default=40, help="training epochs (default: 40)")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
+    p.add_argument("--batch-size", type=int, default=8, help="videos per batch (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order, augmentation")
     p.add_argument(
         "--output",
@@ -68,6 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cvbench.commands.run import _parse_set
     from cvbench.pixel_control import CONTROLS_DIR, run_control  # Lightning: seconds
+    from cvbench.runsettings import check_count
+
+    check_count(args.epochs, "--epochs")
+    check_count(args.batch_size, "--batch-size")
+    check_rate(args.lr, "--lr")
 
     try:
         record = run_control(

@@ -69,14 +69,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from cvbench import runsettings as rs
-from cvbench.commands import (
-    batch_limit,
-    json_stdout,
-    nonnegative_int,
-    positive_float,
-    positive_int,
-    print_json,
-)
+from cvbench.commands import batch_limit, check_rate, json_stdout, print_json
 from cvbench.records import RUNS_DIR
 from datamodules.datasets import list_datasets
 from datamodules.errors import CvbenchError
@@ -110,7 +103,7 @@ def add_device_options(p: argparse.ArgumentParser, num_nodes: bool) -> None:
     p.add_argument("--devices", default="auto", help="Lightning devices: a count, a list, or auto")
     if num_nodes:
         p.add_argument(
-            "--num-nodes", type=positive_int, default=1, help="Lightning num_nodes (multi-node DDP)"
+            "--num-nodes", type=int, default=1, help="Lightning num_nodes (multi-node DDP)"
         )
     p.add_argument(
         "--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ..."
@@ -171,13 +164,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--lr",
-        type=positive_float,
+        type=float,
         default=None,
         help="base learning rate (default: the config files', else the paper's)",
     )
     p.add_argument(
         "--epochs",
-        type=positive_int,
+        type=int,
         default=None,
         help="training epochs, also the schedule's length (default: the config files', else "
         "the paper's)",
@@ -186,7 +179,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device-batch",
         "--batch-size",
         dest="batch_size",
-        type=positive_int,
+        type=int,
         default=None,
         metavar="N",
         help="training samples per forward pass per device, taken as given (--batch-size is "
@@ -195,7 +188,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--global-batch",
-        type=positive_int,
+        type=int,
         default=None,
         metavar="N",
         help="samples per optimiser step over all devices and nodes = device batch x devices x "
@@ -211,27 +204,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--test-batch-size",
-        type=positive_int,
+        type=int,
         default=None,
         help="test views per batch per device (default: the config files', else the batch size)",
     )
     p.add_argument(
         "--workers",
-        type=nonnegative_int,
+        type=int,
         default=None,
         help="DataLoader worker processes per device (default: min(8, cores per device) on a "
         "GPU, with pinned memory; 0 on the CPU)",
     )
     p.add_argument(
         "--threads",
-        type=positive_int,
+        type=int,
         default=None,
         help="torch intra-op threads per process (default: cores / processes on this node; "
         "torch's own count for a single CPU process)",
     )
     p.add_argument(
         "--gpu-memory-gb",
-        type=positive_float,
+        type=float,
         default=None,
         metavar="GB",
         help="memory per GPU that picks the config's device_batch class (default: measured; "
@@ -258,7 +251,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--shots",
-        type=positive_int,
+        type=int,
         default=None,
         metavar="K",
         help="train on K videos per class (few-shot; the paper uses 2, 4, 8, 16), test on the "
@@ -341,6 +334,8 @@ def _check_flags(args: argparse.Namespace) -> None:
     rs.check_count(args.threads, "--threads")
     rs.check_count(args.num_nodes, "--num-nodes")
     rs.check_count(args.epochs, "--epochs")
+    rs.check_count(args.shots, "--shots")
+    check_rate(args.lr, "--lr")
     if args.gpu_memory_gb is not None and args.gpu_memory_gb <= 0:
         raise rs.SettingsError(f"--gpu-memory-gb {args.gpu_memory_gb:g}: expected a positive size")
     if args.logger is not None:
@@ -534,26 +529,26 @@ def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
     return train(spec)
 
 
-def check_shots(resolved: dict[str, Any]) -> None:
-    """``--shots K``: refuse, before any method is built, a training split with a class of
-    fewer than K videos (:class:`~datamodules.fewshot.FewShotError` naming the class and its
-    count); each distinct dataset listing is read once."""
+def check_dataset(resolved: dict[str, Any]) -> None:
+    """List each run's training split once before any method is built: a bad root, split
+    or dataset option is its one-line error here, not after the model and the Trainer are
+    made, and so is ``--shots K`` above the smallest class
+    (:class:`~datamodules.fewshot.FewShotError` naming the class and its count)."""
     from datamodules.datasets import create_dataset
-    from datamodules.fewshot import check_shots as check
+    from datamodules.fewshot import check_shots
 
-    seen = set()
+    listed: dict[tuple[Any, ...], Any] = {}
     for settings in resolved.values():
-        if isinstance(settings, Exception) or settings.spec.shots is None:
+        if isinstance(settings, Exception):
             continue
         spec = settings.spec
         key = (spec.dataset, spec.root, spec.split, repr(sorted(spec.dataset_options.items())))
-        if key in seen:
-            continue
-        seen.add(key)
-        videos = create_dataset(
-            spec.dataset, spec.root, spec.split, "train", **spec.dataset_options
-        )
-        check(videos, spec.shots)
+        if key not in listed:
+            listed[key] = create_dataset(
+                spec.dataset, spec.root, spec.split, "train", **spec.dataset_options
+            )
+        if spec.shots is not None:
+            check_shots(listed[key], spec.shots)
 
 
 def _train(settings: RunSettings, as_json: bool) -> dict[str, Any] | None:
@@ -616,7 +611,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.print_config:
         return _print_config(resolved, args.json)
-    check_shots(resolved)
+    check_dataset(resolved)
     if args.method != ALL:
         record = _train(resolved[args.method], args.json)
         if record is None:  # a DDP rank other than 0

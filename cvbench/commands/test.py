@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from cvbench import runsettings as rs
-from cvbench.commands import batch_limit, json_stdout, nonnegative_int, positive_int, print_json
+from cvbench.commands import batch_limit, json_stdout, print_json
 from cvbench.commands.run import (
     LIMIT_HELP,
     _parse_set,
@@ -77,13 +77,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=positive_int,
+        type=int,
         default=None,
         help="test views per batch per device (default: the training run's batch size)",
     )
     p.add_argument(
         "--workers",
-        type=nonnegative_int,
+        type=int,
         default=None,
         help="DataLoader worker processes (default: min(8, cores per device) on a GPU, 0 on "
         "the CPU)",
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from cvbench.run import CheckpointError, EvalSpec, evaluate_checkpoint  # Lightning: seconds
 
     try:
+        rs.check_count(args.batch_size, "--batch-size")
         rs.check_count(args.workers, "--workers", minimum=0)
         machine = rs.detect_machine(args.accelerator, parse_devices(args.devices))
     except rs.SettingsError as exc:
