@@ -53,6 +53,7 @@ from torch import nn
 
 from cvbench.run import config_hash, quiet_trainer
 from datamodules.errors import UnknownNameError
+from datamodules.files import share
 from datamodules.synthetic import GENERATOR_VERSION, cache_home
 from methods.weights import SYNTHETIC  # the pretrained-option value resolved here
 
@@ -382,6 +383,7 @@ def _build(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        share(tmp, directory=True)  # the mode mkdir() gives, not mkdtemp's 0700
         torch.save(model.clip.state_dict(), tmp / "open_clip.pt")
         if model.chinese is not None:
             (tmp / "chinese_clip").mkdir()

@@ -9,7 +9,7 @@ scene-cut I-frames, as in CoViAR (Wu et al., CVPR 2018), whose files come from::
 (the synthetic dataset) and :func:`transcode` re-encodes any video PyAV can read
 (H.264 included). Every write goes to a temporary file beside the destination and is
 renamed into place at the end, so a destination path either holds a complete video or
-does not exist.
+does not exist; the file gets the mode ``open`` would give (:mod:`datamodules.files`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datamodules.errors import VideoError
+from datamodules.files import share
 
 if TYPE_CHECKING:
     import av
@@ -240,6 +241,7 @@ def _write(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        share(tmp)  # mkstemp's 0600 would lock out everyone else sharing the data directory
         try:
             count = _encode_to(frames, tmp, options, rate)
         except av.FFmpegError as error:
@@ -325,6 +327,7 @@ def write_json_atomic(path: str | Path, record: dict[str, Any], indent: int = 1)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as file:
+            share(file.fileno())  # the mode open() gives, not mkstemp's 0600: records are shared
             json.dump(record, file, indent=indent, default=str)
             file.write("\n")
         os.replace(tmp, path)
