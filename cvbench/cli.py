@@ -29,6 +29,7 @@ from cvbench.commands import (
     inspect,
     prepare,
     pretrain,
+    print_error,
     run,
     table,
     test,
@@ -92,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CvbenchError as error:
         if args.debug:
             raise
-        print(f"{command_name(args)}: error: {error}", file=sys.stderr)
-        return 2
+        return print_error(command_name(args), error)
 
 
 def command_name(args: argparse.Namespace) -> str:

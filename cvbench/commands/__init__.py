@@ -22,6 +22,14 @@ def print_json(data: Any, **options: Any) -> None:
     print()
 
 
+def print_error(prog: str, message: object) -> int:
+    """``<prog>: error: <message>`` on stderr as one line (a message quoting a library's
+    several lines is joined); returns 2, the exit status of a user's mistake."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return 2
+
+
 def json_stdout(as_json: bool) -> AbstractContextManager[Any]:
     """While stdout carries a command's JSON alone, everything else printed to it (Lightning's
     summaries) goes to stderr."""

@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from cvbench import runsettings as rs
-from cvbench.commands import batch_limit, check_rate, json_stdout, print_json
+from cvbench.commands import batch_limit, check_rate, json_stdout, print_error, print_json
 from cvbench.records import RUNS_DIR
 from datamodules.datasets import list_datasets
 from datamodules.errors import CvbenchError
@@ -607,8 +607,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         resolved = _resolve_all(args, names)
     except rs.SettingsError as error:
-        print(f"cvbench run: error: {error}", file=sys.stderr)
-        return 2
+        return print_error("cvbench run", error)
     if args.print_config:
         return _print_config(resolved, args.json)
     check_dataset(resolved)
@@ -654,8 +653,7 @@ def _print_config(resolved: dict[str, Any], as_json: bool) -> int:
     """``--print-config``: every method's settings; a method whose configs fail is an error."""
     for method, settings in resolved.items():
         if isinstance(settings, Exception):
-            print(f"cvbench run: error: {method}: {settings}", file=sys.stderr)
-            return 2
+            return print_error("cvbench run", f"{method}: {settings}")
     if as_json:
         shown = [describe(s) for s in resolved.values()]
         print_json(shown[0] if len(shown) == 1 else shown)

@@ -18,10 +18,9 @@ checkpoint's weights then replace them): if that file has moved, point at it wit
 from __future__ import annotations
 
 import argparse
-import sys
 
 from cvbench import runsettings as rs
-from cvbench.commands import batch_limit, json_stdout, print_json
+from cvbench.commands import batch_limit, json_stdout, print_error, print_json
 from cvbench.commands.run import (
     LIMIT_HELP,
     _parse_set,
@@ -108,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
         rs.check_count(args.workers, "--workers", minimum=0)
         machine = rs.detect_machine(args.accelerator, parse_devices(args.devices))
     except rs.SettingsError as exc:
-        print(f"cvbench test: error: {exc}", file=sys.stderr)
-        return 2
+        return print_error("cvbench test", exc)
     workers = args.workers if args.workers is not None else rs.default_workers(machine)
     spec = EvalSpec(
         checkpoint=args.checkpoint,
@@ -137,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
         with json_stdout(args.json):
             record = evaluate_checkpoint(spec)
     except CheckpointError as exc:
-        print(f"cvbench test: error: {exc}", file=sys.stderr)
-        return 2
+        return print_error("cvbench test", exc)
     if record is None:  # a DDP rank other than 0
         return 0
     if args.json:
