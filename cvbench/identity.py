@@ -31,6 +31,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datamodules.errors import CvbenchError
+
 if TYPE_CHECKING:
     from cvbench.run import RunSpec
     from datamodules.datasets import VideoList
@@ -39,7 +41,7 @@ WEIGHT_OPTION = "pretrained"  # config fields whose name holds this word name we
 NONE = "none"  # a weight option's value for random weights (methods.weights.NONE)
 
 
-class RunIdentityError(ValueError):
+class RunIdentityError(CvbenchError, ValueError):
     """``--resume`` found a checkpoint written by a run of another identity."""
 
 

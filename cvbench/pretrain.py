@@ -52,6 +52,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvbench.run import config_hash, quiet_trainer
+from datamodules.errors import UnknownNameError
+from datamodules.files import share
 from datamodules.synthetic import GENERATOR_VERSION, cache_home
 from methods.weights import SYNTHETIC  # the pretrained-option value resolved here
 
@@ -312,7 +314,7 @@ def synthetic_weights(
     """Pretrained weights for ``method``'s tiny CLIP at ``config``: built on first use, then
     read from the cache. Returns the config overrides that load them (option -> path)."""
     if method not in RECIPES:
-        raise KeyError(
+        raise UnknownNameError(
             f"pretrained 'synthetic' is defined for {', '.join(sorted(RECIPES))}, not {method!r}"
         )
     cfg = pretrain or PretrainConfig()
@@ -381,6 +383,7 @@ def _build(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        share(tmp, directory=True)  # the mode mkdir() gives, not mkdtemp's 0700
         torch.save(model.clip.state_dict(), tmp / "open_clip.pt")
         if model.chinese is not None:
             (tmp / "chinese_clip").mkdir()
@@ -445,7 +448,7 @@ def resolve_synthetic(
     made = synthetic_weights(method, config, progress=progress)
     missing = sorted(set(asked) - set(made))
     if missing:
-        raise KeyError(f"{method}: no synthetic pretraining for option(s) {missing}")
+        raise UnknownNameError(f"{method}: no synthetic pretraining for option(s) {missing}")
     info = manifest(made)
     record = {
         "weights": "synthetic",

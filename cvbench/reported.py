@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from datamodules.errors import CvbenchError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -163,7 +165,7 @@ class ReportedProblem:
         return f"{self.path}: {where}: {self.message}"
 
 
-class ReportedError(ValueError):
+class ReportedError(CvbenchError, ValueError):
     """Raised by ``load_reported(strict=True)`` on the first problem (and for unreadable files)."""
 
     def __init__(self, problem: ReportedProblem | str):

@@ -66,6 +66,7 @@ from cvbench.identity import (
 from cvbench.scores import SUFFIX as SCORES_SUFFIX
 from cvbench.scores import scores_frame, write_scores
 from datamodules.encode import write_json_atomic as _write_json_atomic
+from datamodules.errors import CvbenchError
 
 if TYPE_CHECKING:
     from datamodules.datamodule import CompressedVideoDataModule
@@ -76,7 +77,7 @@ CHECKPOINT_KEY = "cvbench"  # the checkpoint entry holding the run's registry na
 RECORD_FORMAT = 2  # record_format of the records written here (absent: format 1)
 
 
-class RecordWriteError(RuntimeError):
+class RecordWriteError(CvbenchError, RuntimeError):
     """A record (or its scores file) that could not be written; the record went to stderr."""
 
 
@@ -808,7 +809,7 @@ def quiet_trainer(max_epochs: int, progress: bool, **options: Any) -> L.Trainer:
     )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CvbenchError, ValueError):
     """A checkpoint that is missing, unreadable or not written by ``cvbench run``."""
 
 

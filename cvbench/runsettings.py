@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from datamodules.errors import CvbenchError
+
 GPU_PRECISION = "bf16-mixed"  # the default precision on a GPU accelerator
 CPU_PRECISION = "32-true"  # the CPU default: today's numbers bit for bit
 MAX_GPU_WORKERS = 8  # DataLoader workers per device on a GPU, at most
@@ -40,7 +42,7 @@ LOGGERS = ("csv", "tensorboard", "both")
 _GPU_CLASS = re.compile(r"^gpu_(\d+)gb$")
 
 
-class SettingsError(ValueError):
+class SettingsError(CvbenchError, ValueError):
     """A run setting that cannot be met (the command prints one line and exits 2)."""
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from datamodules import accumulate as acc
+from datamodules.files import share
 from datamodules.gop import GopIndex
 from datamodules.reader import CompressedVideo, Sample, frame_to_rgb
 
@@ -226,6 +227,7 @@ class VideoCache:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
+            share(tmp, directory=True)  # mkdtemp's 0700 would lock out a shared cache's users
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -6,10 +6,13 @@ imported one per line in ``datamodules/__init__.py`` (no import magic).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from datamodules.errors import DatasetOptionError, UnknownNameError
 
 SUBSETS = ("train", "test")
 
@@ -93,7 +96,25 @@ def create_dataset(
 ) -> VideoList:
     """List the videos of dataset ``name`` (``root`` may be None for generated datasets)."""
     if name not in _DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    return _DATASETS[name](None if root is None else Path(root), split, subset, **options)
+    builder = _DATASETS[name]
+    _check_options(name, builder, options)
+    return builder(None if root is None else Path(root), split, subset, **options)
+
+
+def _check_options(name: str, builder: DatasetBuilder, options: dict[str, Any]) -> None:
+    """Refuse options the builder's signature does not name (one that takes ``**options``
+    checks its own)."""
+    parameters = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    known = sorted(
+        n for n, p in list(parameters.items())[3:] if p.kind is not inspect.Parameter.VAR_POSITIONAL
+    )
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DatasetOptionError(
+            f"unknown {name} dataset option(s) {unknown}; known: {', '.join(known) or 'none'}"
+        )

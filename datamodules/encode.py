@@ -9,7 +9,7 @@ scene-cut I-frames, as in CoViAR (Wu et al., CVPR 2018), whose files come from::
 (the synthetic dataset) and :func:`transcode` re-encodes any video PyAV can read
 (H.264 included). Every write goes to a temporary file beside the destination and is
 renamed into place at the end, so a destination path either holds a complete video or
-does not exist.
+does not exist; the file gets the mode ``open`` would give (:mod:`datamodules.files`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
-from av.video.frame import PictureType
 
 from datamodules.errors import VideoError
+from datamodules.files import share
+
+if TYPE_CHECKING:
+    import av
+
+# PyAV is imported by the functions that encode or decode: the data layer's registry and
+# options (and `cvbench --help`) import this module without paying for it.
 
 # Container format name (as PyAV/FFmpeg spells it) -> file suffix. Formats missing here
 # get "." + name.
@@ -92,6 +97,8 @@ def encode_frames(
     Frames whose size differs from the options are resized. ``options.fps`` None means
     25 fps. Nothing is left at ``path`` if encoding fails or no frame is given.
     """
+    import av
+
     rate = _rate(options.fps) or _DEFAULT_FPS
 
     def video_frames() -> Iterator[av.VideoFrame]:
@@ -119,6 +126,8 @@ def transcode(
     ``src_codec``, ``src_width``, ``src_height``, ``src_fps``, ``src_frames`` (decoded),
     ``decode_errors``, ``bytes`` (size of ``dst``).
     """
+    import av
+
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise VideoError(src, "no such file")
@@ -170,6 +179,8 @@ def _decode_tolerant(
 
     Raises VideoError once the stream is exhausted if not a single frame decoded.
     """
+    import av
+
     first_error = ""
     try:
         # The demuxer allocates padded packets (never av.Packet(bytes), see NOTES.md) and
@@ -221,6 +232,8 @@ def _write(
     frames: Iterable[av.VideoFrame], path: Path, options: EncodeOptions, rate: Fraction
 ) -> int:
     """Encode ``frames`` atomically to ``path`` (temp file + rename); returns frames written."""
+    import av
+
     path.parent.mkdir(parents=True, exist_ok=True)
     # Hidden, unique, and ending in ".part" so that nobody (prepare's resume, a dataset
     # listing) mistakes it for a finished video.
@@ -228,6 +241,7 @@ def _write(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        share(tmp)  # mkstemp's 0600 would lock out everyone else sharing the data directory
         try:
             count = _encode_to(frames, tmp, options, rate)
         except av.FFmpegError as error:
@@ -243,6 +257,9 @@ def _write(
 def _encode_to(
     frames: Iterable[av.VideoFrame], path: Path, options: EncodeOptions, rate: Fraction
 ) -> int:
+    import av
+    from av.video.frame import PictureType
+
     time_base = 1 / rate
     count = 0
     with av.open(str(path), "w", format=options.container) as output:
@@ -310,6 +327,7 @@ def write_json_atomic(path: str | Path, record: dict[str, Any], indent: int = 1)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as file:
+            share(file.fileno())  # the mode open() gives, not mkstemp's 0600: records are shared
             json.dump(record, file, indent=indent, default=str)
             file.write("\n")
         os.replace(tmp, path)

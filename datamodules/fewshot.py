@@ -19,11 +19,12 @@ from collections import defaultdict
 import numpy as np
 
 from datamodules.datasets import VideoItem, VideoList
+from datamodules.errors import CvbenchError
 
 PAPER_SHOTS = (2, 4, 8, 16)  # the K values of the temporal-prompt CLIP paper's Table 7
 
 
-class FewShotError(ValueError):
+class FewShotError(CvbenchError, ValueError):
     """A K-shot subset that cannot be drawn (a class with fewer than K videos)."""
 
 
@@ -32,20 +33,34 @@ def few_shot(videos: VideoList, shots: int, seed: int) -> VideoList:
 
     A class with fewer than ``shots`` videos is a :class:`FewShotError` naming the class.
     """
-    if shots < 1:
-        raise FewShotError(f"shots must be a positive number of videos per class, got {shots}")
-    by_label: dict[int, list[VideoItem]] = defaultdict(list)
-    for item in videos.items:
-        by_label[item.label].append(item)
+    by_label = _by_label(videos)
+    check_shots(videos, shots)
     kept: list[VideoItem] = []
     for label, name in enumerate(videos.classes):
         items = sorted(by_label.get(label, []), key=lambda item: item.name)
-        if len(items) < shots:
-            raise FewShotError(
-                f"{videos.dataset} split {videos.split} {videos.subset}: class {name!r} has "
-                f"{len(items)} videos, fewer than shots={shots}"
-            )
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         chosen = sorted(rng.choice(len(items), size=shots, replace=False).tolist())
         kept += [items[i] for i in chosen]
     return dataclasses.replace(videos, items=tuple(kept))
+
+
+def check_shots(videos: VideoList, shots: int) -> None:
+    """A :class:`FewShotError` naming the smallest class and its count when ``videos`` has
+    a class with fewer than ``shots`` videos (or ``shots`` < 1)."""
+    if shots < 1:
+        raise FewShotError(f"shots must be a positive number of videos per class, got {shots}")
+    by_label = _by_label(videos)
+    counts = [(len(by_label.get(label, [])), name) for label, name in enumerate(videos.classes)]
+    count, name = min(counts, default=(0, "?"))
+    if count < shots:
+        raise FewShotError(
+            f"{videos.dataset} split {videos.split} {videos.subset}: class {name!r} has "
+            f"{count} videos, fewer than shots={shots}"
+        )
+
+
+def _by_label(videos: VideoList) -> dict[int, list[VideoItem]]:
+    by_label: dict[int, list[VideoItem]] = defaultdict(list)
+    for item in videos.items:
+        by_label[item.label].append(item)
+    return by_label

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from datamodules.datasets import SUBSETS, VideoItem, VideoList, register_dataset
-from datamodules.errors import DatasetLayoutError
+from datamodules.errors import DatasetLayoutError, DatasetOptionError
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (".m4v", ".mp4", ".avi")  # prepared first, original last
 SPLITS: tuple[int, ...] = (1, 2, 3)  # UCF101 and HMDB51 ship three splits
@@ -81,7 +81,7 @@ def _check_args(dataset: str, root: Path | None, split: int, subset: str, missin
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
+        raise DatasetOptionError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
     # bool is an int: split=True would silently mean split 1
     if isinstance(split, bool) or not isinstance(split, int) or split not in SPLITS:
         raise DatasetLayoutError(
@@ -511,10 +511,10 @@ def folder(
     classes = tuple(tree)
     label_of = {name: i for i, name in enumerate(classes)}
     if (train_list is None) != (test_list is None):
-        raise ValueError("give both train_list and test_list, or neither")
+        raise DatasetOptionError("give both train_list and test_list, or neither")
     if train_list is not None and test_list is not None:
         if test_fraction is not None:
-            raise ValueError("test_fraction and train_list/test_list exclude each other")
+            raise DatasetOptionError("test_fraction and train_list/test_list exclude each other")
         paths = {
             "train": _list_path(root, train_list, split, "train_list"),
             "test": _list_path(root, test_list, split, "test_list"),
@@ -541,7 +541,7 @@ def folder(
     else:
         fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
         if not 0.0 < fraction < 1.0:
-            raise ValueError(f"test_fraction must be between 0 and 1, got {fraction}")
+            raise DatasetOptionError(f"test_fraction must be between 0 and 1, got {fraction}")
         held_out = _partition(tree, split, fraction, seed, root)
         want_test = subset == "test"
         items = tuple(

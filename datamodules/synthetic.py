@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from datamodules.datasets import VideoItem, VideoList, register_dataset
 from datamodules.encode import EncodeOptions, encode_frames, write_json_atomic
+from datamodules.errors import DatasetOptionError
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,16 @@ class SyntheticConfig:
                 value = float(value)
             object.__setattr__(self, f.name, value)
         if not 1 <= self.num_classes <= len(MOTION_CLASSES):
-            raise ValueError(f"num_classes must be in 1..{len(MOTION_CLASSES)}")
+            raise DatasetOptionError(f"num_classes must be in 1..{len(MOTION_CLASSES)}")
         if self.videos_per_class < 1 or self.frames < 2:
-            raise ValueError("videos_per_class must be >= 1 and frames >= 2")
+            raise DatasetOptionError("videos_per_class must be >= 1 and frames >= 2")
         if len(self.size) != 2 or min(self.size) < 16 or any(v % 2 for v in self.size):
-            raise ValueError(f"size must be (height, width), even, >= 16, got {self.size}")
+            raise DatasetOptionError(f"size must be (height, width), even, >= 16, got {self.size}")
         for name in ("object_size", "distractor_size"):
             low, high = getattr(self, name)
             # The rotated bounding square of an object must fit in the frame.
             if not 0 < low <= high <= 0.7:
-                raise ValueError(f"{name} must satisfy 0 < low <= high <= 0.7")
+                raise DatasetOptionError(f"{name} must satisfy 0 < low <= high <= 0.7")
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -235,9 +236,9 @@ def split_indices(
     class (at least one video when the class has two or more) goes to "test".
     """
     if not 1 <= split <= NUM_SPLITS:
-        raise ValueError(f"split must be in 1..{NUM_SPLITS}, got {split}")
+        raise DatasetOptionError(f"split must be in 1..{NUM_SPLITS}, got {split}")
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise DatasetOptionError(f"test_fraction must be in (0, 1), got {test_fraction}")
     rng = np.random.default_rng([config.seed, split])
     subsets: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
     n = config.videos_per_class
@@ -269,7 +270,9 @@ def build_synthetic(
     known = {f.name for f in fields(SyntheticConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"unknown synthetic dataset option(s) {unknown}; known: {sorted(known)}")
+        raise DatasetOptionError(
+            f"unknown synthetic dataset option(s) {unknown}; known: {', '.join(sorted(known))}"
+        )
     config = SyntheticConfig(**options)
     directory = generate(config, root, workers=workers, progress=progress)
     items = tuple(

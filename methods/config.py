@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from datamodules.errors import CvbenchError
 
-class ConfigError(ValueError):
+
+class ConfigError(CvbenchError, ValueError):
     """A config key or value that does not fit the dataclass."""
 
 

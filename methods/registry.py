@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from datamodules.errors import UnknownNameError
 from methods.config import apply_overrides
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class MethodEntry:
         self, preset: str, overrides: Mapping[str, Any] | None = None, source: str = "overrides"
     ) -> Any:
         if preset not in self.presets:
-            raise KeyError(
+            raise UnknownNameError(
                 f"method {self.name!r} has no preset {preset!r}; presets: {', '.join(self.presets)}"
             )
         return apply_overrides(self.presets[preset](), overrides or {}, source)
@@ -64,7 +65,7 @@ def list_methods() -> list[str]:
 
 def get_method(name: str) -> MethodEntry:
     if name not in _METHODS:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
+        raise UnknownNameError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
     return _METHODS[name]
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from datamodules.errors import CvbenchError
+
 NONE = "none"  # the value of a pretrained option that asks for random weights
 SYNTHETIC = "synthetic"  # made by the harness (cvbench/pretrain.py), never read here
 
@@ -23,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub at run t
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-class WeightsError(FileNotFoundError):
+class WeightsError(CvbenchError, FileNotFoundError):
     """A pretrained-weights option that points nowhere usable."""
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cvbench.commands import print_json
-from cvbench.pixel_control import CONTROLS_DIR
+from cvbench.commands import check_rate, print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, data order, augmentation")
     p.add_argument(
         "--output",
-        default=str(CONTROLS_DIR),
-        help=f"folder of the record (default: {CONTROLS_DIR})",
+        default=None,
+        help="folder of the record (default: results/controls)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
@@ -64,7 +63,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cvbench.commands.run import _parse_set
-    from cvbench.pixel_control import run_control
+    from cvbench.pixel_control import CONTROLS_DIR, run_control  # Lightning: seconds
+    from cvbench.runsettings import check_count
+
+    check_count(args.epochs, "--epochs")
+    check_count(args.batch_size, "--batch-size")
+    check_rate(args.lr, "--lr")
 
     try:
         record = run_control(
@@ -79,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr,
             batch_size=args.batch_size,
             seed=args.seed,
-            output=args.output,
+            output=str(CONTROLS_DIR) if args.output is None else args.output,
             progress=not args.no_progress,
         )
     except (KeyError, ValueError) as exc:
-        print(f"cvbench control: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"cvbench control: error: {message}", file=sys.stderr)
         return 2
     if args.json:
         print_json(record)

@@ -45,7 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=112, help="side of the square crop fed to a network")
     p.add_argument("--batch-size", type=int, default=8, help="samples per batch")
     p.add_argument(
-        "--batches", type=int, default=4, help="batches drawn from each loader (0 = all)"
+        "--batches",
+        type=int,
+        default=4,
+        help="batches drawn from each loader (0 = all)",
     )
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument(
@@ -62,7 +65,18 @@ def _shapes(batch: dict) -> dict[str, str]:
     return {k: f"{tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}" for k, v in batch.items()}
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """One-line errors (exit 2) for impossible counts, before any data is touched."""
+    from cvbench.runsettings import check_count
+
+    check_count(args.size, "--size")
+    check_count(args.batch_size, "--batch-size")
+    check_count(args.batches, "--batches", minimum=0)
+    check_count(args.workers, "--workers", minimum=0)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_flags(args)
     # lightning takes seconds to import: only the commands that train or load pay for it
     from datamodules.datamodule import CompressedVideoDataModule
 

@@ -18,15 +18,20 @@ import json
 import os
 import sys
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from datamodules.accumulate import BLOCK
 from datamodules.errors import VideoError
-from datamodules.reader import CompressedVideo, frame_to_rgb
+
+if TYPE_CHECKING:
+    import av
+
+    from datamodules.reader import CompressedVideo
+
+# PyAV (and the reader, which needs it) is imported when a video is inspected, so that
+# `cvbench --help` does not pay for it.
 
 _PROG = "cvbench inspect"
 RULE = "frame == reference[clamp(floor(p - mv + 0.5))] + residual, int16, exact"
@@ -132,7 +137,9 @@ class _MvStats:
 
 
 def _frame_type(frame: av.VideoFrame) -> str:
-    name = av.video.frame.PictureType(frame.pict_type).name
+    from av.video.frame import PictureType
+
+    name = PictureType(frame.pict_type).name
     return name if len(name) == 1 else "?"  # I, P, B, S (MPEG-4 GMC); SI/SP/BI never here
 
 
@@ -184,6 +191,10 @@ def inspect_video(path: str | os.PathLike) -> dict[str, Any]:
     (frame types, MV grids, reference RGB) and one ``read`` per representation, so memory
     stays at one GOP's frames.
     """
+    from av.video.reformatter import VideoReformatter
+
+    from datamodules.reader import CompressedVideo, frame_to_rgb
+
     video = CompressedVideo(path)
     info = video.info
     gop = video.gop

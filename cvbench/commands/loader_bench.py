@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from cvbench.commands import json_stdout, print_json
-from cvbench.loader_bench import REFERENCE_CLIP, TARGETS, bench_loader, synthetic_video
 from datamodules.errors import VideoError
 from datamodules.sampling import PAPER_SAMPLINGS
 
@@ -157,6 +156,8 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return run_throughput(args)
+    from cvbench.loader_bench import bench_loader, synthetic_video  # PyAV: not for --help
+
     if (args.video is None) == (not args.synthetic):
         return _error("give either VIDEO or --synthetic")
     if args.repeats < 1 or args.warmup < 0:
@@ -346,6 +347,8 @@ def _mark(ok: bool) -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """The human-readable report of a :func:`~cvbench.loader_bench.bench_loader` record."""
+    from cvbench.loader_bench import REFERENCE_CLIP, TARGETS
+
     ref = result["reference_ms"]
     lines = [
         f"loader benchmark: {result['video']}",

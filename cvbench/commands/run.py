@@ -68,22 +68,21 @@ import argparse
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cvbench import runsettings as rs
-from cvbench.commands import json_stdout, print_json
-from cvbench.configs import CONFIGS_DIR, RunLayer, resolve
-from cvbench.run import (
-    RUNS_DIR,
-    RecordWriteError,
-    RunIdentityError,
-    RunSpec,
-    datamodule_takes,
-    train_and_test,
-)
+from cvbench.commands import batch_limit, check_rate, json_stdout, print_error, print_json
+from cvbench.records import RUNS_DIR
 from datamodules.datasets import list_datasets
+from datamodules.errors import CvbenchError
+
+if TYPE_CHECKING:
+    from cvbench.run import RunSpec
+
+# cvbench.run and cvbench.configs import Lightning and the methods (seconds): the functions
+# that resolve and train import them, so that `cvbench run --help` starts at once.
 
 ALL = "all"  # --method value that runs every registered method
 
@@ -156,7 +155,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--config-dir",
-        default=str(CONFIGS_DIR),
+        default=None,
         help="the tree of <method>/<dataset>.yaml default settings (default: the repository's "
         "configs/)",
     )
@@ -280,15 +279,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--limit-train-batches",
-        type=float,
+        type=batch_limit,
         default=1.0,
-        help="fraction (<=1) or number of training batches per epoch",
+        help=LIMIT_HELP.format(what="training batches per epoch"),
     )
     p.add_argument(
         "--limit-test-batches",
-        type=float,
+        type=batch_limit,
         default=1.0,
-        help="fraction (<=1) or number of test batches",
+        help=LIMIT_HELP.format(what="test batches"),
     )
     p.add_argument(
         "--dataset-option",
@@ -306,8 +305,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _limit(value: float) -> float | int:
-    return int(value) if value > 1 else value
+LIMIT_HELP = (
+    "{what}, as Lightning reads it: a count written without a decimal point (2: two "
+    "batches) or a fraction in (0, 1] (0.25; default 1.0: all)"
+)
 
 
 def parse_devices(value: str) -> str | int:
@@ -337,6 +338,8 @@ def _check_flags(args: argparse.Namespace) -> None:
     rs.check_count(args.threads, "--threads")
     rs.check_count(args.num_nodes, "--num-nodes")
     rs.check_count(args.epochs, "--epochs")
+    rs.check_count(args.shots, "--shots")
+    check_rate(args.lr, "--lr")
     if args.gpu_memory_gb is not None and args.gpu_memory_gb <= 0:
         raise rs.SettingsError(f"--gpu-memory-gb {args.gpu_memory_gb:g}: expected a positive size")
     if args.logger is not None:
@@ -347,6 +350,8 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
     """The layered settings of ``method`` (config files, then flags) on this machine (or
     the one ``--accelerator``, ``--devices``, ``--num-nodes``, ``--gpu-memory-gb`` describe).
     Raises :class:`~cvbench.runsettings.SettingsError` for settings that cannot be met."""
+    from cvbench.configs import CONFIGS_DIR, RunLayer, resolve
+    from cvbench.run import RunSpec
     from methods.config import apply_overrides
     from methods.registry import get_method
 
@@ -361,7 +366,8 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         optim={"lr": args.lr} if args.lr is not None else {},
         dataset_options=_parse_set(args.dataset_option, "--dataset-option"),
     )
-    settings = resolve(method, args.dataset, args.config, flags, args.config_dir)
+    config_dir = CONFIGS_DIR if args.config_dir is None else args.config_dir
+    settings = resolve(method, args.dataset, args.config, flags, config_dir)
     machine = rs.detect_machine(args.accelerator, args.devices, args.num_nodes, args.gpu_memory_gb)
     plan = rs.plan_batch(
         machine, settings.device_batch, settings.global_batch, exact=settings.device_batch_exact
@@ -415,8 +421,8 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         output=args.output,
         work_dir=args.work_dir,
         resume=args.resume,
-        limit_train_batches=_limit(args.limit_train_batches),
-        limit_test_batches=_limit(args.limit_test_batches),
+        limit_train_batches=args.limit_train_batches,
+        limit_test_batches=args.limit_test_batches,
         progress=not args.no_progress,
     )
     return RunSettings(spec, machine, plan, lr, reference, settings.device_batch, tuple(notes))
@@ -478,6 +484,8 @@ def describe(settings: RunSettings) -> dict[str, Any]:
 
 def settings_lines(settings: RunSettings) -> list[str]:
     """``--print-config``'s lines for one method."""
+    from cvbench.run import datamodule_takes
+
     spec, machine = settings.spec, settings.machine
     where = f"{machine.accelerator}, {machine.cores} cores"
     if machine.gpu:
@@ -516,6 +524,35 @@ def start_line(settings: RunSettings) -> str:
         f"workers {spec.num_workers}; threads {threads}; logger {spec.logger}"
         + "".join(f"; {note}" for note in settings.notes)
     )
+
+
+def train_and_test(spec: RunSpec) -> dict[str, Any] | None:
+    """:func:`cvbench.run.train_and_test`, imported when a run starts."""
+    from cvbench.run import train_and_test as train
+
+    return train(spec)
+
+
+def check_dataset(resolved: dict[str, Any]) -> None:
+    """List each run's training split once before any method is built: a bad root, split
+    or dataset option is its one-line error here, not after the model and the Trainer are
+    made, and so is ``--shots K`` above the smallest class
+    (:class:`~datamodules.fewshot.FewShotError` naming the class and its count)."""
+    from datamodules.datasets import create_dataset
+    from datamodules.fewshot import check_shots
+
+    listed: dict[tuple[Any, ...], Any] = {}
+    for settings in resolved.values():
+        if isinstance(settings, Exception):
+            continue
+        spec = settings.spec
+        key = (spec.dataset, spec.root, spec.split, repr(sorted(spec.dataset_options.items())))
+        if key not in listed:
+            listed[key] = create_dataset(
+                spec.dataset, spec.root, spec.split, "train", **spec.dataset_options
+            )
+        if spec.shots is not None:
+            check_shots(listed[key], spec.shots)
 
 
 def _train(settings: RunSettings, as_json: bool) -> dict[str, Any] | None:
@@ -574,16 +611,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         resolved = _resolve_all(args, names)
     except rs.SettingsError as error:
-        print(f"cvbench run: error: {error}", file=sys.stderr)
-        return 2
+        return print_error("cvbench run", error)
     if args.print_config:
         return _print_config(resolved, args.json)
+    check_dataset(resolved)
     if args.method != ALL:
+        from cvbench.run import RecordWriteError, RunIdentityError
+
         try:
             record = _train(resolved[args.method], args.json)
         except (RunIdentityError, RecordWriteError) as error:
-            print(f"cvbench run: error: {error}", file=sys.stderr)
-            return 2
+            return print_error("cvbench run", error)
         if record is None:  # a DDP rank other than 0
             return 0
         if args.json:
@@ -599,7 +637,8 @@ def run(args: argparse.Namespace) -> int:
                 raise resolved[method]
             record = _train(resolved[method], args.json)
         except Exception as exc:  # noqa: BLE001  (one method's failure must not stop the rest)
-            traceback.print_exception(exc, file=sys.stderr)
+            if getattr(args, "debug", False) or not isinstance(exc, CvbenchError):
+                traceback.print_exception(exc, file=sys.stderr)  # a user's mistake needs none
             print(f"{method}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed.append(method)
             continue
@@ -623,8 +662,7 @@ def _print_config(resolved: dict[str, Any], as_json: bool) -> int:
     """``--print-config``: every method's settings; a method whose configs fail is an error."""
     for method, settings in resolved.items():
         if isinstance(settings, Exception):
-            print(f"cvbench run: error: {method}: {settings}", file=sys.stderr)
-            return 2
+            return print_error("cvbench run", f"{method}: {settings}")
     if as_json:
         shown = [describe(s) for s in resolved.values()]
         print_json(shown[0] if len(shown) == 1 else shown)

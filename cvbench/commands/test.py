@@ -22,18 +22,16 @@ checkpoint's weights then replace them): if that file has moved, point at it wit
 from __future__ import annotations
 
 import argparse
-import sys
 
 from cvbench import runsettings as rs
-from cvbench.commands import json_stdout, print_json
+from cvbench.commands import batch_limit, json_stdout, print_error, print_json
 from cvbench.commands.run import (
-    _limit,
+    LIMIT_HELP,
     _parse_set,
     add_device_options,
     parse_devices,
     print_record,
 )
-from cvbench.run import CheckpointError, EvalSpec, RecordWriteError, evaluate_checkpoint
 from datamodules.datasets import list_datasets
 
 
@@ -96,9 +94,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_device_options(p, num_nodes=False)
     p.add_argument(
         "--limit-test-batches",
-        type=float,
+        type=batch_limit,
         default=1.0,
-        help="fraction (<=1) or number of test batches",
+        help=LIMIT_HELP.format(what="test batches"),
     )
     p.add_argument(
         "--allow-split-mismatch",
@@ -113,12 +111,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cvbench.run import (  # Lightning: seconds
+        CheckpointError,
+        EvalSpec,
+        RecordWriteError,
+        evaluate_checkpoint,
+    )
+
     try:
+        rs.check_count(args.batch_size, "--batch-size")
         rs.check_count(args.workers, "--workers", minimum=0)
         machine = rs.detect_machine(args.accelerator, parse_devices(args.devices))
     except rs.SettingsError as exc:
-        print(f"cvbench test: error: {exc}", file=sys.stderr)
-        return 2
+        return print_error("cvbench test", exc)
     workers = args.workers if args.workers is not None else rs.default_workers(machine)
     spec = EvalSpec(
         checkpoint=args.checkpoint,
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         cache_dir=args.cache_dir,
         output=args.output,
-        limit_test_batches=_limit(args.limit_test_batches),
+        limit_test_batches=args.limit_test_batches,
         progress=not args.no_progress,
         allow_split_mismatch=args.allow_split_mismatch,
     )
@@ -147,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
         with json_stdout(args.json):
             record = evaluate_checkpoint(spec)
     except (CheckpointError, RecordWriteError) as exc:
-        print(f"cvbench test: error: {exc}", file=sys.stderr)
-        return 2
+        return print_error("cvbench test", exc)
     if record is None:  # a DDP rank other than 0
         return 0
     if args.json:
