@@ -146,3 +146,53 @@ def test_an_empty_batch_inside_gradient_accumulation(
     assert record["batches"]["train_seen"] == len(train)
     checkpoint = torch.load(record["checkpoint"], weights_only=True)
     assert checkpoint["global_step"] > 0  # the other batches' steps were taken
+
+
+def _ddp_rank(rank: int, init: str, out: str) -> None:
+    """One of 2 gloo ranks: rank 0 trains on a batch, rank 1 has an empty one."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from tests.test_methods import dummy_batch
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = _tiny()
+
+    class Step(torch.nn.Module):  # what Lightning's DDP wrapper does: forward = training_step
+        def __init__(self) -> None:
+            super().__init__()
+            self.method = model
+
+        def forward(self, batch: dict) -> torch.Tensor:
+            return self.method.training_step(batch, 0)
+
+    ddp = DistributedDataParallel(Step())
+    batch = dummy_batch(model.data_spec, 2) if rank == 0 else {"empty": True}
+    model.log = lambda *a, **k: None  # no Trainer to log to
+    model.log_dict = lambda *a, **k: None
+    ddp(batch).backward()  # rank 1 alone returning None would leave rank 0 waiting here
+    grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    torch.save(grads, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_ddp_ranks_stay_in_step_when_one_batch_is_empty(tmp_path: Path) -> None:
+    """Two real gloo processes: the rank with the empty batch joins the all-reduce, and
+    both end with the same gradients (the other rank's, averaged over 2)."""
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    context = mp.start_processes(
+        _ddp_rank, args=(init, str(tmp_path / "grads")), nprocs=2, join=False, start_method="spawn"
+    )
+    for _ in range(120):  # a hang fails the test instead of blocking the suite
+        if context.join(timeout=1):
+            break
+    else:
+        for process in context.processes:
+            process.kill()
+        pytest.fail("a DDP rank hung on an empty batch")
+    a, b = (torch.load(tmp_path / f"grads.{r}") for r in (0, 1))
+    assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert any(x.any() for x in a)  # rank 0's gradients, not zeros

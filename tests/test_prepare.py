@@ -326,3 +326,24 @@ def test_a_dataset_reports_damaged_prepared_videos(damaged_src: Path, tmp_path: 
         ("B/flipped.avi", "train"),
         ("A/third.mp4", "test"),
     }
+
+
+def test_damage_rules_and_their_slack() -> None:
+    from datamodules.encode import damage_causes
+
+    def info(**kw: float) -> dict:
+        base = {"decode_errors": 0, "corrupt_frames": 0, "src_frames": 100}
+        base |= {"src_frames_stated": 100, "src_duration": 4.0, "duration": 4.0, "fps": 25.0}
+        return base | kw
+
+    assert damage_causes(info()) == []
+    assert damage_causes(info(src_frames=98, duration=3.92)) == []  # 2 frames of slack
+    assert damage_causes(info(src_frames=97, duration=3.88)) == [
+        "decoded 97 of the 100 frames the container states"
+    ]
+    assert damage_causes(info(src_frames_stated=None, duration=3.81)) == []  # 5 % of 4 s
+    assert "output lasts 3.79 s" in damage_causes(info(src_frames_stated=None, duration=3.79))[0]
+    assert damage_causes(info(src_duration=None, src_frames_stated=None, duration=1.0)) == []
+    assert damage_causes(info(duration=9.0)) == []  # longer than stated: not damage
+    assert damage_causes(info(decode_errors=1))[0].startswith("1 packet(s) rejected")
+    assert damage_causes(info(corrupt_frames=2))[0].startswith("2 frame(s) decoded corrupt")
