@@ -169,10 +169,14 @@ def _measure_callback() -> Any:
             self.weight_change = (moved / size) ** 0.5 if size else 0.0
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if not outputs:  # an empty batch, skipped
+                return
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             self.train_losses.setdefault(trainer.current_epoch, []).append(float(loss))
 
         def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+            if outputs is None:  # an empty batch, skipped
+                return
             loss = F.cross_entropy(outputs, batch["label"], reduction="sum")  # test_step's logits
             self.test_loss_sum += float(loss)
             self.test_views += len(batch["label"])

@@ -287,7 +287,7 @@ class Throughput(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        self.videos += len(batch["label"])
+        self.videos += len(batch.get("label", ()))  # an empty batch (none read) has no label
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = max(time.perf_counter() - self.started, 1e-9)

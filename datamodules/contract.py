@@ -52,6 +52,16 @@ class Batch(TypedDict, total=False):
 
 BATCH_KEYS: tuple[str, ...] = tuple(Batch.__annotations__)
 
+# A batch in which no sample could be read is served as ``{EMPTY: True}`` and nothing
+# else (no modality, label or index key); a method skips it (see :func:`is_empty`).
+EMPTY = "empty"
+
+
+def is_empty(batch: dict) -> bool:
+    """Whether ``batch`` is the marker of a batch with no readable sample."""
+    return bool(batch.get(EMPTY, False))
+
+
 # Raw (un-normalised) arrays returned by the reader and the cache, per sample, before
 # transforms. These dtypes are the storage and serving dtypes of the identities tested in
 # tests/test_reader.py.

@@ -10,6 +10,11 @@ the unreadable ones are reported with their file and cause, counted, and left ou
 split. A video that fails later (damage in a GOP only a sample touches) is dropped from
 its batch with a warning naming it, and counted in :attr:`CompressedVideoDataModule.skipped`
 (named in :attr:`~CompressedVideoDataModule.skipped_videos`) for the main process. Nothing is ever replaced by zeros.
+A batch whose every sample failed reaches the method as an *empty batch*
+(``{"empty": True}``, no other key: :func:`collate`), which it skips
+(:class:`methods.base.BaseMethod`); the datamodule counts them (``empty_batches``).
+Videos that ``cvbench prepare --keep-damaged`` wrote from damaged sources are listed as
+usual and reported: named by the dataset's warning, counted in the summary (``damaged``).
 
 Training randomness is a function of (seed, epoch, sample index): the training order is a
 permutation seeded by (seed, epoch) (:class:`EpochSampler`), and each sample's positions,
@@ -36,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
 from datamodules.cache import VideoCache
-from datamodules.contract import DataSpec, Modality
+from datamodules.contract import EMPTY, DataSpec, Modality, is_empty
 from datamodules.datasets import VideoItem, VideoList, create_dataset
 from datamodules.errors import VideoError
 from datamodules.fewshot import few_shot
@@ -278,12 +283,18 @@ class SkippedSample:
 def collate(samples: list[dict[str, Any] | SkippedSample | None]) -> dict[str, Any]:
     """Default collation of the samples that could be read (failures were warned about);
     ``skipped`` counts the others and ``skipped_videos`` names them (the datamodule pops
-    both before the batch reaches the method)."""
+    both before the batch reaches the method).
+
+    When no sample could be read the batch is the marker ``{"empty": True, "skipped": n,
+    "skipped_videos": [...]}``: no modality, label or index key, so nothing downstream can
+    mistake it for data; methods skip it (``BaseMethod``'s steps) and the datamodule counts
+    it (``empty_batches``).
+    """
     kept = [s for s in samples if isinstance(s, dict)]
     # plain tuples: Lightning's device transfer rebuilds dataclasses, and cannot frozen ones
     failed = [(s.name, s.cause, s.subset) for s in samples if isinstance(s, SkippedSample)]
     if not kept:
-        return {"skipped_videos": failed} if failed else {}
+        return {EMPTY: True, "skipped": torch.tensor(len(samples)), "skipped_videos": failed}
     batch = default_collate(kept)
     batch["skipped"] = torch.tensor(len(samples) - len(kept))
     if failed:
@@ -344,6 +355,7 @@ class CompressedVideoDataModule(L.LightningDataModule):
         # ... and which: {file (relative name), cause, subset}, this process's
         self.skipped_videos: list[dict[str, str]] = []
         self.cache_failures: list[tuple[str, str]] = []  # (video, cause) not cached
+        self.empty_batches = 0  # batches with no readable sample (skipped by the method)
 
     # ------------------------------------------------------------------ set-up
 
@@ -407,8 +419,23 @@ class CompressedVideoDataModule(L.LightningDataModule):
             else:
                 self.checks[subset] = VideoCheck(ok=list(videos))
 
+    def damaged_videos(self) -> list[dict[str, str]]:
+        """The videos in use that were prepared from damaged sources (``cvbench prepare
+        --keep-damaged``): {file (relative name), cause, subset}."""
+        out = []
+        for subset, videos in self.lists.items():
+            in_use = {item.name for item in videos.items}
+            out += [
+                {"file": name, "cause": f"damaged source: {causes}", "subset": subset}
+                for name, causes in videos.damaged
+                if name in in_use
+            ]
+        return out
+
     def summary(self) -> dict[str, Any]:
-        """Counts for the run record: usable and skipped videos per subset."""
+        """Counts for the run record: usable and skipped videos per subset, damaged
+        videos in use, samples dropped from batches and batches left empty."""
+        damaged = self.damaged_videos()
         return {
             "dataset": self.dataset,
             "split": self.split,
@@ -419,6 +446,9 @@ class CompressedVideoDataModule(L.LightningDataModule):
                 for subset, check in self.checks.items()
             },
             "skipped_in_batches": self.skipped,
+            "empty_batches": self.empty_batches,
+            "damaged": len(damaged),
+            "damaged_videos": damaged,
         }
 
     # ------------------------------------------------------------------ loaders
@@ -471,12 +501,16 @@ class CompressedVideoDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Count and name the samples dropped, and the empty batches; the batch goes on
+        without ``skipped`` and ``skipped_videos`` (an empty one as ``{"empty": True}``)."""
         skipped = batch.pop("skipped", None)
         if skipped is not None:
             self.skipped += int(skipped)
         named = batch.pop("skipped_videos", [])
         if named and skipped is None:  # a batch of failures only: nothing else to count them
             self.skipped += len(named)
+        if is_empty(batch):
+            self.empty_batches += 1
         self.skipped_videos += [
             {"file": name, "cause": cause, "subset": subset} for name, cause, subset in named
         ]

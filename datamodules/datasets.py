@@ -7,8 +7,9 @@ imported one per line in ``datamodules/__init__.py`` (no import magic).
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ class VideoList:
     # the split files the list was read from (class list, train/test lists), for the run
     # identity's fingerprint; empty for generated datasets and folder partitions
     sources: tuple[Path, ...] = ()
+    # (name, causes) of the listed videos that `cvbench prepare --keep-damaged` wrote from a
+    # damaged source (marked in the prepared tree's manifest); they stay in ``items``
+    damaged: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -67,6 +71,13 @@ def official_count(dataset: str, split: int, subset: str) -> int | None:
     if counts is None or not 1 <= split <= len(counts):
         return None
     return counts[split - 1]
+
+
+class DamagedVideoWarning(UserWarning):
+    """Listed videos that were prepared from damaged sources (``--keep-damaged``)."""
+
+
+_SHOWN = 10  # damaged videos named in the warning before "..."
 
 
 # builder(root, split, subset, **options) -> VideoList
@@ -101,7 +112,34 @@ def create_dataset(
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     builder = _DATASETS[name]
     _check_options(name, builder, options)
-    return builder(None if root is None else Path(root), split, subset, **options)
+    videos = builder(None if root is None else Path(root), split, subset, **options)
+    return _mark_damaged(videos, root)
+
+
+def _mark_damaged(videos: VideoList, root: str | Path | None) -> VideoList:
+    """``videos`` with ``damaged`` filled from the prepare manifests of their tree, and a
+    warning naming them (generated datasets, with no root, have no manifest)."""
+    if root is None or not videos.items:
+        return videos
+    from datamodules.prepare import damaged_videos
+
+    marked = damaged_videos([item.path for item in videos.items], Path(root))
+    damaged = tuple(
+        (item.name, "; ".join(marked[item.path])) for item in videos.items if item.path in marked
+    )
+    if not damaged:
+        return videos
+    shown = ", ".join(name for name, _ in damaged[:_SHOWN]) + (
+        ", ..." if len(damaged) > _SHOWN else ""
+    )
+    warnings.warn(
+        f"{videos.dataset} split {videos.split} {videos.subset}: {len(damaged)} of "
+        f"{len(videos)} videos were prepared from damaged sources (cvbench prepare "
+        f"--keep-damaged; causes in prepare_manifest.json): {shown}",
+        DamagedVideoWarning,
+        stacklevel=3,
+    )
+    return replace(videos, damaged=damaged)
 
 
 def _check_options(name: str, builder: DatasetBuilder, options: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ scene-cut I-frames, as in CoViAR (Wu et al., CVPR 2018), whose files come from::
 
 :class:`EncodeOptions` holds those settings; :func:`encode_frames` encodes RGB arrays
 (the synthetic dataset) and :func:`transcode` re-encodes any video PyAV can read
-(H.264 included). Every write goes to a temporary file beside the destination and is
+(H.264 included), measuring on the way whether the source is damaged
+(:func:`damage_causes`). Every write goes to a temporary file beside the destination and is
 renamed into place at the end, so a destination path either holds a complete video or
 does not exist; the file gets the mode ``open`` would give (:mod:`datamodules.files`).
 """
@@ -18,7 +19,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +41,15 @@ if TYPE_CHECKING:
 _SUFFIXES = {"m4v": ".m4v", "avi": ".avi", "mp4": ".mp4", "mov": ".mov", "matroska": ".mkv"}
 
 _DEFAULT_FPS = Fraction(25)  # rate given to frames without one (arrays, broken headers)
+
+# When a source counts as damaged (:func:`damage_causes`). A container's frame count is
+# exact where it states one (AVI headers and index, MP4 sample tables), but decoders may
+# hold back or drop a frame at the ends (edit lists, AVI null frames): 2 frames of slack.
+# A stated duration is rounded and may come from another stream: the larger of 2 frame
+# periods and 5 % of it.
+FRAME_SLACK = 2  # frames a decode may fall short of the container's count
+DURATION_SLACK = 0.05  # share of the stated duration the output may fall short of
+_NOTIMESTAMPS = 0x80  # AVFMT_NOTIMESTAMPS: raw streams, whose duration is a bitrate guess
 
 
 @dataclass(frozen=True)
@@ -112,19 +122,38 @@ def encode_frames(
     return _write(video_frames(), Path(path), options, rate)
 
 
+class DamagedSourceError(VideoError):
+    """A source that decodes, but damaged (:func:`damage_causes`); nothing was written."""
+
+    def __init__(self, path: str | Path, causes: list[str], info: dict[str, Any]) -> None:
+        super().__init__(path, "damaged: " + "; ".join(causes))
+        self.causes = causes
+        self.info = info  # transcode's measurements, as it would have returned them
+
+
 def transcode(
-    src: str | Path, dst: str | Path, options: EncodeOptions = EncodeOptions()
+    src: str | Path,
+    dst: str | Path,
+    options: EncodeOptions = EncodeOptions(),
+    keep_damaged: bool = True,
 ) -> dict[str, Any]:
     """Decode any video PyAV can read and re-encode it to ``options`` at ``dst``.
 
-    Like ffmpeg, packets the decoder rejects are skipped and counted (``decode_errors``);
-    a source with no decodable frame, no video stream, or that cannot be opened raises
+    Like ffmpeg, packets the decoder rejects are skipped and counted (``decode_errors``),
+    and so are frames it flags corrupt (``corrupt_frames``: errors concealed); a source
+    with no decodable frame, no video stream, or that cannot be opened raises
     :class:`~datamodules.errors.VideoError` naming it. Every decoded frame is kept when
     ``options.fps`` is None; otherwise frames are dropped or repeated to the new rate.
 
+    ``damage`` lists why the source is damaged (:func:`damage_causes`, empty if it is not);
+    with ``keep_damaged`` False a damaged source raises :class:`DamagedSourceError` and
+    ``dst`` is not written.
+
     Returns ``frames`` (written), ``fps``, ``duration`` (s), ``width``, ``height``,
     ``src_codec``, ``src_width``, ``src_height``, ``src_fps``, ``src_frames`` (decoded),
-    ``decode_errors``, ``bytes`` (size of ``dst``).
+    ``src_frames_stated`` and ``src_duration`` (s) (what the container states, None where
+    it states nothing), ``decode_errors``, ``corrupt_frames``, ``damage``, ``bytes``
+    (size of ``dst``).
     """
     import av
 
@@ -134,7 +163,7 @@ def transcode(
     if src.stat().st_size == 0:
         raise VideoError(src, "empty file (0 bytes)")
     try:
-        container = av.open(str(src))
+        container = av.open(str(src), metadata_errors="ignore")  # a flipped tag is no damage
     except av.FFmpegError as error:
         raise VideoError(src, f"cannot be opened as a video ({_reason(error)})") from error
     with container:
@@ -152,21 +181,72 @@ def transcode(
             "src_height": stream.codec_context.height,
             "src_fps": float(src_rate) if src_rate else None,
             "src_frames": 0,
+            "src_frames_stated": stream.frames or None,  # 0: the container does not say
+            "src_duration": _stated_duration(container, stream),
             "decode_errors": 0,
+            "corrupt_frames": 0,
         }
         decoded = _decode_tolerant(container, stream, src, info)
         if options.fps is not None:
             decoded = _resample(decoded, rate, src_rate or _DEFAULT_FPS)
-        written = _write((frame for frame, _ in decoded), dst, options, rate)
-    info.update(
-        frames=written,
-        fps=float(rate),
-        duration=written / float(rate),
-        width=options.width,
-        height=options.height,
-        bytes=dst.stat().st_size,
-    )
+
+        def judge(written: int) -> None:
+            """Called once every frame is encoded, before the output is put in place."""
+            info.update(
+                frames=written,
+                fps=float(rate),
+                duration=written / float(rate),
+                width=options.width,
+                height=options.height,
+            )
+            info["damage"] = damage_causes(info)
+            if info["damage"] and not keep_damaged:
+                raise DamagedSourceError(src, info["damage"], info)
+
+        _write((frame for frame, _ in decoded), dst, options, rate, judge)
+    info["bytes"] = dst.stat().st_size
     return info
+
+
+def damage_causes(info: dict[str, Any]) -> list[str]:
+    """Why a transcoded source is damaged, from :func:`transcode`'s measurements; empty if
+    it is not.
+
+    * ``decode_errors`` > 0: packets the decoder rejected, or a read error mid-file;
+    * ``corrupt_frames`` > 0: frames the decoder returned with errors concealed;
+    * fewer frames decoded than the container states, by more than :data:`FRAME_SLACK`;
+    * an output shorter than the duration the source states, by more than the larger of
+      2 frame periods and :data:`DURATION_SLACK` of it (an output longer than stated is
+      not damage: headers that undercount).
+    """
+    causes = []
+    if info["decode_errors"]:
+        causes.append(f"{info['decode_errors']} packet(s) rejected by the decoder")
+    if info["corrupt_frames"]:
+        causes.append(f"{info['corrupt_frames']} frame(s) decoded corrupt (errors concealed)")
+    stated = info["src_frames_stated"]
+    if stated and info["src_frames"] < stated - FRAME_SLACK:
+        causes.append(f"decoded {info['src_frames']} of the {stated} frames the container states")
+    duration = info["src_duration"]
+    if duration:
+        slack = max(2 / info["fps"], DURATION_SLACK * duration)
+        if info["duration"] < duration - slack:
+            causes.append(
+                f"output lasts {info['duration']:.2f} s, the source states {duration:.2f} s"
+            )
+    return causes
+
+
+def _stated_duration(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> float | None:
+    """The video's duration in s as the container states it: the stream's, else the file's
+    (not for raw streams, where FFmpeg guesses it from the bitrate); None if unknown."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration and not container.format.flags & _NOTIMESTAMPS:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 def _decode_tolerant(
@@ -194,6 +274,7 @@ def _decode_tolerant(
                 continue
             for frame in frames:
                 info["src_frames"] += 1
+                info["corrupt_frames"] += bool(frame.is_corrupt)
                 yield frame, frame.time
     except av.FFmpegError as error:
         # A read error mid-file: ffmpeg treats it as the end of the input; so do we.
@@ -229,9 +310,16 @@ def _resample(
 
 
 def _write(
-    frames: Iterable[av.VideoFrame], path: Path, options: EncodeOptions, rate: Fraction
+    frames: Iterable[av.VideoFrame],
+    path: Path,
+    options: EncodeOptions,
+    rate: Fraction,
+    judge: Callable[[int], None] | None = None,
 ) -> int:
-    """Encode ``frames`` atomically to ``path`` (temp file + rename); returns frames written."""
+    """Encode ``frames`` atomically to ``path`` (temp file + rename); returns frames written.
+
+    ``judge(frames written)`` runs before the rename: if it raises, nothing is written.
+    """
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +336,8 @@ def _write(
             raise VideoError(path, f"encoding failed ({_reason(error)})") from error
         if count == 0:
             raise ValueError(f"{path}: no frame to encode")
+        if judge is not None:
+            judge(count)
         os.replace(tmp, path)
         return count
     finally:

@@ -8,9 +8,17 @@ same relative place under ``DST``, with the container's suffix
 * Resumable: an output that exists is finished (writes are atomic), so a rerun skips it
   and an interrupted run restarts where it stopped.
 * A bad source is reported and counted, never fatal for the others.
-* ``DST/prepare_manifest.json`` records the encoding options, the counts and the
-  failures. It is written when a run starts and again when it ends; a rerun with other
-  options is refused, so one tree never mixes two encodings.
+* Damage is never laundered: a source that decodes but is damaged (packets the decoder
+  rejects, frames it flags corrupt, fewer frames or a shorter duration than the container
+  states; the rules are :func:`datamodules.encode.damage_causes`) is *rejected*: not
+  written, listed with its causes, counted. Not being written, it is tried, and reported,
+  again by every rerun. ``keep_damaged`` writes it anyway and marks it ``damaged`` in the
+  manifest, where datasets find it (:func:`damaged_videos`) and report it; the mark is
+  kept by reruns that skip the video.
+* ``DST/prepare_manifest.json`` records the encoding options, the counts, the failures,
+  the rejected and the damaged videos. It is written when a run starts, whenever a
+  damaged video is kept, and when the run ends; a rerun with other options is refused,
+  so one tree never mixes two encodings.
 
 A run killed outright (SIGKILL, power loss) can leave hidden ``.<name>.*.part`` files
 beside the outputs; they are never taken for finished videos and can be deleted.
@@ -20,15 +28,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from tqdm import tqdm
 
-from datamodules.encode import EncodeOptions, transcode, write_json_atomic
+from datamodules.encode import DamagedSourceError, EncodeOptions, transcode, write_json_atomic
 from datamodules.errors import DatasetLayoutError, VideoError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -39,17 +48,24 @@ MANIFEST = "prepare_manifest.json"
 class PrepareReport:
     """What one run did."""
 
-    done: int = 0  # videos encoded by this run
+    done: int = 0  # videos encoded by this run (damaged ones kept included)
     skipped: int = 0  # outputs already there (finished earlier), left untouched
     failed: int = 0  # sources that could not be encoded
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source path, problem)
-    warnings: list[tuple[str, str]] = field(default_factory=list)  # (source path, note): encoded
-    #   but the decoder rejected some packets (damaged file), as ffmpeg would warn
+    # (source path, causes): damaged sources not written (see the module docstring)
+    rejections: list[tuple[str, list[str]]] = field(default_factory=list)
+    # (source path, output path, causes): damaged videos written (keep_damaged), by this
+    # run or, for skipped outputs, by an earlier one
+    damaged: list[tuple[str, str, list[str]]] = field(default_factory=list)
     manifest: Path | None = None  # the manifest written, if any
 
     @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    @property
     def total(self) -> int:
-        return self.done + self.skipped + self.failed
+        return self.done + self.skipped + self.failed + self.rejected
 
 
 def prepared_name(rel_path: str | Path, options: EncodeOptions) -> str:
@@ -90,10 +106,14 @@ def prepare_files(
     options: EncodeOptions,
     workers: int = 1,
     progress: bool = True,
+    keep_damaged: bool = False,
+    on_damaged: Callable[[PrepareReport], None] | None = None,
 ) -> PrepareReport:
     """Transcode each (source, destination) pair whose destination does not exist yet.
 
-    ``workers`` > 1 runs that many processes. Failures are collected in the report.
+    ``workers`` > 1 runs that many processes. Failures and damaged sources are collected
+    in the report; a damaged source is written only with ``keep_damaged``, and then
+    ``on_damaged(report)`` is called at once (the tree's manifest is rewritten).
     """
     report = PrepareReport()
     todo = []
@@ -107,8 +127,9 @@ def prepare_files(
     with bar:
         if workers > 1 and len(todo) > 1:
             with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-                futures: dict[Future[tuple[str, str]], Path] = {
-                    pool.submit(_prepare_one, src, dst, options): src for src, dst in todo
+                futures: dict[Future[Outcome], tuple[Path, Path]] = {
+                    pool.submit(_prepare_one, src, dst, options, keep_damaged): (src, dst)
+                    for src, dst in todo
                 }
                 try:
                     for future in as_completed(futures):
@@ -117,16 +138,18 @@ def prepare_files(
                         except BrokenProcessPool:
                             # FFmpeg crashed a worker: every job not done by then lands here.
                             outcome = ("failed", "worker process died (decoder crash?); rerun")
-                        _record(report, futures[future], outcome, bar)
+                        _record(report, *futures[future], outcome, bar, on_damaged)
                 except BaseException:
                     # Ctrl-C: drop the queue instead of waiting for it; a rerun resumes.
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
         else:
             for src, dst in todo:
-                _record(report, src, _prepare_one(src, dst, options), bar)
+                outcome = _prepare_one(src, dst, options, keep_damaged)
+                _record(report, src, dst, outcome, bar, on_damaged)
     report.failures.sort()
-    report.warnings.sort()
+    report.rejections.sort()
+    report.damaged.sort()
     return report
 
 
@@ -137,13 +160,15 @@ def prepare_tree(
     workers: int = 1,
     extensions: Sequence[str] = VIDEO_EXTENSIONS,
     progress: bool = True,
+    keep_damaged: bool = False,
 ) -> PrepareReport:
     """Re-encode every video under ``src_root`` to the same relative place under ``dst_root``.
 
     Existing outputs are skipped; the manifest ``dst_root/prepare_manifest.json`` is
-    written at the start and at the end. Raises :class:`DatasetLayoutError` if
-    ``src_root`` is not a directory, if it is ``dst_root``, or if ``dst_root`` was
-    prepared with other options.
+    written at the start, whenever a damaged video is kept, and at the end. Damaged
+    sources are rejected unless ``keep_damaged`` (module docstring). Raises
+    :class:`DatasetLayoutError` if ``src_root`` is not a directory, if it is
+    ``dst_root``, or if ``dst_root`` was prepared with other options.
     """
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
@@ -151,7 +176,8 @@ def prepare_tree(
     if src_root.resolve() == dst_root.resolve():
         raise DatasetLayoutError(dst_root, "the destination must differ from the source")
     manifest = dst_root / MANIFEST
-    _check_options(manifest, options)
+    previous = _read_manifest(manifest)
+    _check_options(manifest, previous, options)
 
     sources = find_videos(src_root, extensions, exclude=dst_root.resolve())
     # Two sources differing only in their suffix would write one output.
@@ -164,64 +190,165 @@ def prepare_tree(
             seen[out] = str(src_root / rel)
             pairs.append((src_root / rel, dst_root / out))
 
-    record = {"src_root": str(src_root), "options": asdict(options), "complete": False}
+    # Damaged videos kept by earlier runs: their marks outlive the runs that skip them.
+    earlier = [
+        (entry["path"], str(dst_root / entry["output"]), list(entry["causes"]))
+        for entry in previous.get("damaged", [])
+        if (dst_root / entry["output"]).is_file()
+    ]
+    record: dict[str, Any] = {
+        "src_root": str(src_root),
+        "options": asdict(options),
+        "keep_damaged": keep_damaged,
+        "complete": False,
+        "damaged": _damaged_entries(earlier, dst_root),
+    }
     write_json_atomic(manifest, record)
-    report = prepare_files(pairs, options, workers=workers, progress=progress)
+
+    def kept(report: PrepareReport) -> None:  # a damaged video was just written: mark it
+        record["damaged"] = _damaged_entries(earlier + report.damaged, dst_root)
+        write_json_atomic(manifest, record)
+
+    report = prepare_files(
+        pairs,
+        options,
+        workers=workers,
+        progress=progress,
+        keep_damaged=keep_damaged,
+        on_damaged=kept,
+    )
     report.failed += len(collisions)
     report.failures = sorted(report.failures + collisions)
+    output_of = {str(src): dst for src, dst in pairs}
+    redone = {dst for _, dst, _ in report.damaged}
+    report.damaged = sorted(report.damaged + [e for e in earlier if e[1] not in redone])
     record.update(
-        complete=report.failed == 0,
+        complete=report.failed == 0 and report.rejected == 0,
         counts={
             "total": report.total,
             "done": report.done,
             "skipped": report.skipped,
             "failed": report.failed,
+            "rejected": report.rejected,
+            "damaged": len(report.damaged),
         },
         failures=[{"path": path, "problem": problem} for path, problem in report.failures],
-        warnings=[{"path": path, "note": note} for path, note in report.warnings],
+        rejected=[
+            {"path": path, "output": _relative(output_of[path], dst_root), "causes": causes}
+            for path, causes in report.rejections
+        ],
+        damaged=_damaged_entries(report.damaged, dst_root),
     )
     write_json_atomic(manifest, record)
     report.manifest = manifest
     return report
 
 
-def _prepare_one(src: Path, dst: Path, options: EncodeOptions) -> tuple[str, str]:
-    """(status, note) for one video; runs in a worker process, so it never raises."""
+def damaged_videos(videos: Iterable[Path], root: Path | None = None) -> dict[Path, list[str]]:
+    """The videos among ``videos`` that a prepare manifest marks damaged, with the causes.
+
+    Each video's manifest is looked for in its folder and the folders above, up to
+    ``root`` (included; to the file system's root if None). Used by datasets to report
+    damaged videos kept by ``cvbench prepare --keep-damaged``.
+    """
+    marks: dict[Path, list[str]] = {}  # every damaged output of the manifests found
+    looked: set[Path] = set()
+    stop = None if root is None else Path(root).resolve()
+    for video in videos:
+        directory = Path(video).resolve().parent
+        while directory not in looked:
+            looked.add(directory)
+            manifest = directory / MANIFEST
+            if manifest.is_file():
+                for entry in _read_manifest(manifest).get("damaged", []):
+                    marks[(directory / entry["output"]).resolve()] = list(entry["causes"])
+            if directory == stop or directory.parent == directory:
+                break
+            directory = directory.parent
+    out = {}
+    for video in videos:
+        causes = marks.get(Path(video).resolve())
+        if causes is not None:
+            out[Path(video)] = causes
+    return out
+
+
+# (status, detail): "done" (detail: the damage causes of a damaged video kept, else
+# empty), "skipped", "failed" (detail: the problem), "rejected" (detail: the causes)
+Outcome = tuple[str, str | list[str]]
+
+
+def _prepare_one(src: Path, dst: Path, options: EncodeOptions, keep_damaged: bool) -> Outcome:
+    """(status, detail) for one video; runs in a worker process, so it never raises."""
     if dst.exists():  # finished meanwhile by a concurrent run
         return "skipped", ""
     try:
-        info = transcode(src, dst, options)
+        info = transcode(src, dst, options, keep_damaged=keep_damaged)
+    except DamagedSourceError as error:
+        return "rejected", error.causes
     except VideoError as error:
         return "failed", error.problem
     except Exception as error:  # one bad file must not stop the others
         return "failed", f"{type(error).__name__}: {error}"
-    if info["decode_errors"]:
-        return "done", f"{info['decode_errors']} damaged packet(s) skipped"
-    return "done", ""
+    return "done", info["damage"]
 
 
-def _record(report: PrepareReport, src: Path, outcome: tuple[str, str], bar: tqdm) -> None:
-    status, note = outcome
+def _record(
+    report: PrepareReport,
+    src: Path,
+    dst: Path,
+    outcome: Outcome,
+    bar: tqdm,
+    on_damaged: Callable[[PrepareReport], None] | None,
+) -> None:
+    status, detail = outcome
     if status == "failed":
         report.failed += 1
-        report.failures.append((str(src), note))
-        bar.set_postfix(failed=report.failed)
+        report.failures.append((str(src), str(detail)))
+    elif status == "rejected":
+        report.rejections.append((str(src), list(detail)))
     elif status == "skipped":
         report.skipped += 1
     else:
         report.done += 1
-        if note:
-            report.warnings.append((str(src), note))
+        if detail:
+            report.damaged.append((str(src), str(dst), list(detail)))
+            if on_damaged is not None:
+                on_damaged(report)
+    if status in ("failed", "rejected"):
+        bar.set_postfix(failed=report.failed, rejected=report.rejected)
     bar.update()
 
 
-def _check_options(manifest: Path, options: EncodeOptions) -> None:
+def _relative(path: str | Path, root: Path) -> str:
+    return Path(path).relative_to(root).as_posix()
+
+
+def _damaged_entries(damaged: Iterable[tuple[str, str, list[str]]], root: Path) -> list[dict]:
+    """The manifest's ``damaged`` list: source, output relative to the tree, causes."""
+    return [
+        {"path": src, "output": _relative(out, root), "causes": causes}
+        for src, out, causes in sorted(damaged)
+    ]
+
+
+def _read_manifest(manifest: Path) -> dict[str, Any]:
+    """A prepare manifest's content ({} if there is none)."""
     if not manifest.exists():
-        return
+        return {}
     try:
-        previous = json.loads(manifest.read_text())["options"]
-    except (ValueError, KeyError) as error:
+        record = json.loads(manifest.read_text())
+        if not isinstance(record, dict) or "options" not in record:
+            raise ValueError("no options")
+    except ValueError as error:
         raise DatasetLayoutError(manifest, f"unreadable manifest ({error})") from error
+    return record
+
+
+def _check_options(manifest: Path, record: dict[str, Any], options: EncodeOptions) -> None:
+    if not record:
+        return
+    previous = record["options"]
     current = json.loads(json.dumps(asdict(options)))  # the form the manifest stores
     if previous != current:
         changed = sorted(k for k in current if previous.get(k) != current[k])

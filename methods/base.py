@@ -12,6 +12,15 @@ have at least one target, labelled as such). At test time every (video, view) is
 exactly once, whatever the number of processes, and the softmax scores are averaged per
 ``video_index`` before the metrics (:func:`aggregate_views`), so test accuracy is per
 video, as in the papers, and 1 and N processes give the same per-video scores.
+
+Empty batches (every sample failed to read: ``datamodules.contract.is_empty``) are
+skipped by every step. In training, one process skips the optimisation step (Lightning
+skips a step whose ``training_step`` returns None, also inside gradient accumulation:
+the other batches' gradients are kept). Under DDP a rank may not skip alone: the others
+would wait in the gradient all-reduce for ever (Lightning refuses None there), so the
+rank returns a zero loss that touches every trainable parameter (:meth:`BaseMethod.
+_empty_loss`): all ranks all-reduce, this one adds zero gradients, and the step is the
+others' gradients averaged over all ranks (scaled by (world - 1) / world for that step).
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from datamodules.contract import DataSpec
+from datamodules.contract import DataSpec, is_empty
 from methods.config import to_dict
 
 
@@ -235,7 +245,9 @@ class BaseMethod(L.LightningModule):
 
     # ------------------------------------------------------------------ steps
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        if is_empty(batch):  # no sample could be read (counted by the datamodule)
+            return self._empty_loss()
         loss, logits = self.training_loss(batch)
         self._update(self.train_metrics, logits.detach(), batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
@@ -247,7 +259,18 @@ class BaseMethod(L.LightningModule):
         )
         return loss
 
+    def _empty_loss(self) -> torch.Tensor | None:
+        """The training step of an empty batch: None (skip it) in one process; under DDP a
+        zero that depends on every trainable parameter, so this rank still joins the
+        gradient all-reduce (see the module docstring)."""
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return None
+        params = [p for p in self.parameters() if p.requires_grad]
+        return sum((p.sum() * 0 for p in params), torch.zeros((), device=self.device))
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if is_empty(batch):
+            return
         logits = self(batch)
         loss = F.cross_entropy(logits, batch["label"])
         self._update(self.val_metrics, logits, batch["label"])
@@ -261,9 +284,11 @@ class BaseMethod(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._test_scores = []
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         """Keep the views' softmax scores for :meth:`on_test_epoch_end`; return the logits
-        (callbacks read them as ``outputs``)."""
+        (callbacks read them as ``outputs``), None for an empty batch."""
+        if is_empty(batch):  # no view could be read: nothing to score (the gather is per epoch)
+            return None
         logits = self(batch).float()
         self._test_scores.append(
             (batch["video_index"], batch["view"], batch["label"], logits.softmax(dim=-1))

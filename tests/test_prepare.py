@@ -1,4 +1,5 @@
-"""`cvbench prepare`'s engine: mirrored tree, bad sources, resume, manifest, workers."""
+"""`cvbench prepare`'s engine: mirrored tree, bad sources, resume, manifest, workers, and
+damaged sources (truncated, bit-flipped) rejected or kept marked, never laundered."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 import datamodules.prepare as prepare
+from cvbench.cli import main
+from datamodules.datasets import DamagedVideoWarning, create_dataset
 from datamodules.encode import EncodeOptions
 from datamodules.errors import DatasetLayoutError
 from datamodules.prepare import PrepareReport, find_videos, prepare_tree, prepared_name
@@ -91,7 +94,15 @@ def test_prepare_resume_and_redo(src: Path, tmp_path: Path) -> None:
 
     manifest = json.loads((dst / prepare.MANIFEST).read_text())
     assert manifest["options"]["width"] == 64 and manifest["options"]["container"] == "m4v"
-    assert manifest["counts"] == {"total": 5, "done": 3, "skipped": 0, "failed": 2}
+    assert manifest["counts"] == {
+        "total": 5,
+        "done": 3,
+        "skipped": 0,
+        "failed": 2,
+        "rejected": 0,
+        "damaged": 0,
+    }
+    assert manifest["rejected"] == [] and manifest["damaged"] == []
     assert manifest["complete"] is False
     assert {f["path"] for f in manifest["failures"]} == set(problems)
 
@@ -117,11 +128,11 @@ def test_interrupted_run_restarts_where_it_stopped(
     calls = []
     original = prepare.transcode
 
-    def interrupted(source, target, options):
+    def interrupted(source, target, options, **kw):
         if len(calls) == 1:  # Ctrl-C while the second video is being written
             raise KeyboardInterrupt
         calls.append(source)
-        return original(source, target, options)
+        return original(source, target, options, **kw)
 
     monkeypatch.setattr(prepare, "transcode", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -166,3 +177,173 @@ def test_destination_inside_the_source_is_not_read_back(tmp_path: Path) -> None:
         prepare_tree(tmp_path, tmp_path, OPTIONS, progress=False)
     with pytest.raises(DatasetLayoutError, match="not found"):
         prepare_tree(tmp_path / "missing", tmp_path / "out2", OPTIONS, progress=False)
+
+
+# --- damaged sources ------------------------------------------------------------------
+
+CLEAN = ["A/ok1.avi", "A/ok2.avi", "B/ok3.avi", "B/ok4.avi"]
+# name -> what the damage must be reported as
+DAMAGED = {
+    "A/truncated.avi": "frames the container states",  # the last third cut off
+    "A/third.mp4": "of the 30 frames the container",  # cut to a third: a few clean frames
+    "B/flipped.avi": "decoded corrupt",  # bytes flipped in its second half
+}
+
+
+def _write_moving(path: Path, codec: str, faststart: bool = False) -> None:
+    """30 noisy moving frames, GOP 10: big enough frames that a cut file still opens."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (12, 16, 3), np.uint8).repeat(8, 0).repeat(8, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.height, stream.width = base.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = 10
+        if codec == "libx264":
+            stream.codec_context.options = {"threads": "1"}  # the same bytes on any machine
+        for i in range(30):
+            noisy = np.roll(base, 3 * i, axis=1) ^ rng.integers(0, 32, base.shape, np.uint8)
+            frame = av.VideoFrame.from_ndarray(noisy, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+@pytest.fixture(scope="module")
+def damaged_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Clean sources and three damaged ones: an MPEG-4 AVI cut to two thirds, an MP4 (H.264
+    when libx264 is there, moov first, as players stream them) cut to a third, and an AVI
+    with bytes flipped."""
+    root = tmp_path_factory.mktemp("damaged_src")
+    for i, rel in enumerate(CLEAN):
+        _write_source(root / rel, "mpeg4", i, frames=14)
+    _write_moving(root / "A/truncated.avi", "mpeg4")
+    data = (root / "A/truncated.avi").read_bytes()
+    (root / "A/truncated.avi").write_bytes(data[: len(data) * 2 // 3])
+    _write_moving(root / "A/third.mp4", "libx264" if H264 else "mpeg4", faststart=True)
+    data = (root / "A/third.mp4").read_bytes()
+    (root / "A/third.mp4").write_bytes(data[: len(data) // 3])
+    _write_moving(root / "B/flipped.avi", "mpeg4")
+    flipped = bytearray((root / "B/flipped.avi").read_bytes())
+    for pos in range(len(flipped) // 2, len(flipped) - 200, 997):
+        flipped[pos] ^= 0x55
+    (root / "B/flipped.avi").write_bytes(bytes(flipped))
+    return root
+
+
+def _manifest(dst: Path) -> dict:
+    return json.loads((dst / prepare.MANIFEST).read_text())
+
+
+def test_damaged_sources_are_rejected_and_reported_again(damaged_src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    report = prepare_tree(damaged_src, dst, OPTIONS, progress=False)
+    _check(report, done=4, skipped=0, failed=0)
+    causes = {Path(path).relative_to(damaged_src).as_posix(): c for path, c in report.rejections}
+    assert sorted(causes) == sorted(DAMAGED)
+    for rel, expected in DAMAGED.items():
+        assert any(expected in cause for cause in causes[rel]), (rel, causes[rel])
+        assert not (dst / prepared_name(rel, OPTIONS)).exists()  # nothing laundered
+    assert any("output lasts" in c for c in causes["A/third.mp4"])  # and its duration
+    manifest = _manifest(dst)
+    assert manifest["counts"]["rejected"] == 3 and manifest["counts"]["total"] == 7
+    assert manifest["complete"] is False and manifest["damaged"] == []
+    assert {e["output"]: e["causes"] for e in manifest["rejected"]} == {
+        prepared_name(rel, OPTIONS): causes[rel] for rel in DAMAGED
+    }
+    # A rerun skips the finished videos, not the rejected ones: tried and reported again.
+    again = prepare_tree(damaged_src, dst, OPTIONS, progress=False)
+    _check(again, done=0, skipped=4, failed=0)
+    assert again.rejections == report.rejections
+    assert _manifest(dst)["rejected"] == manifest["rejected"]
+
+
+def test_keep_damaged_writes_and_marks_them(damaged_src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    report = prepare_tree(damaged_src, dst, OPTIONS, progress=False, keep_damaged=True)
+    _check(report, done=7, skipped=0, failed=0)
+    assert report.rejected == 0 and len(report.damaged) == 3
+    manifest = _manifest(dst)
+    assert manifest["keep_damaged"] is True and manifest["counts"]["damaged"] == 3
+    marked = {e["output"]: e["causes"] for e in manifest["damaged"]}
+    assert sorted(marked) == sorted(prepared_name(rel, OPTIONS) for rel in DAMAGED)
+    for output in marked:
+        assert (dst / output).is_file()
+    # A rerun without --keep-damaged skips them and keeps their marks.
+    again = prepare_tree(damaged_src, dst, OPTIONS, progress=False)
+    _check(again, done=0, skipped=7, failed=0)
+    assert {e["output"]: e["causes"] for e in _manifest(dst)["damaged"]} == marked
+    assert len(again.damaged) == 3
+
+
+def test_prepare_cli_names_rejected_and_kept(
+    damaged_src: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["prepare", str(damaged_src), str(tmp_path / "dst"), "--width", "64", "--height", "48"]
+    args += ["--workers", "2", "--no-progress"]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert "4 encoded, 0 already done (skipped), 0 failed, 3 rejected as damaged" in out
+    for rel in DAMAGED:
+        assert f"rejected {damaged_src / rel}: damaged: " in err
+    assert "--keep-damaged" in err
+    assert main([*args, "--keep-damaged"]) == 0
+    out, err = capsys.readouterr()
+    assert "3 encoded, 4 already done (skipped), 0 failed, 0 rejected" in out
+    assert "3 damaged kept" in out
+    for rel in DAMAGED:
+        assert f"damaged (kept) {damaged_src / rel}: " in err
+
+
+def test_a_dataset_reports_damaged_prepared_videos(damaged_src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "videos"
+    prepare_tree(damaged_src, dst, OPTIONS, progress=False, keep_damaged=True)
+    options = {"train_list": "train.txt", "test_list": "test.txt"}
+    (dst / "train.txt").write_text("A/ok1.avi\nA/truncated.avi\nB/ok3.avi\nB/flipped.avi\n")
+    (dst / "test.txt").write_text("A/ok2.avi\nA/third.mp4\nB/ok4.avi\n")
+    with pytest.warns(DamagedVideoWarning, match=r"2 of 4 videos .*A/truncated.avi, B/flipped"):
+        train = create_dataset("folder", dst, 1, "train", **options)
+    assert [name for name, _ in train.damaged] == ["A/truncated.avi", "B/flipped.avi"]
+    assert "frames the container states" in dict(train.damaged)["A/truncated.avi"]
+    with pytest.warns(DamagedVideoWarning, match="1 of 3 videos .*A/third.mp4"):
+        test = create_dataset("folder", dst, 1, "test", **options)
+    assert len(test) == 3  # listed as usual
+
+    from datamodules.datamodule import CompressedVideoDataModule
+    from methods.registry import create_method
+
+    spec = create_method("iframe", "tiny", num_classes=2, class_names=["A", "B"]).data_spec
+    dm = CompressedVideoDataModule(
+        spec, "folder", dst, dataset_options=options, check=False, progress=False
+    )
+    with pytest.warns(DamagedVideoWarning):
+        dm.setup()
+    summary = dm.summary()
+    assert summary["damaged"] == 3
+    assert {(v["file"], v["subset"]) for v in summary["damaged_videos"]} == {
+        ("A/truncated.avi", "train"),
+        ("B/flipped.avi", "train"),
+        ("A/third.mp4", "test"),
+    }
+
+
+def test_damage_rules_and_their_slack() -> None:
+    from datamodules.encode import damage_causes
+
+    def info(**kw: float) -> dict:
+        base = {"decode_errors": 0, "corrupt_frames": 0, "src_frames": 100}
+        base |= {"src_frames_stated": 100, "src_duration": 4.0, "duration": 4.0, "fps": 25.0}
+        return base | kw
+
+    assert damage_causes(info()) == []
+    assert damage_causes(info(src_frames=98, duration=3.92)) == []  # 2 frames of slack
+    assert damage_causes(info(src_frames=97, duration=3.88)) == [
+        "decoded 97 of the 100 frames the container states"
+    ]
+    assert damage_causes(info(src_frames_stated=None, duration=3.81)) == []  # 5 % of 4 s
+    assert "output lasts 3.79 s" in damage_causes(info(src_frames_stated=None, duration=3.79))[0]
+    assert damage_causes(info(src_duration=None, src_frames_stated=None, duration=1.0)) == []
+    assert damage_causes(info(duration=9.0)) == []  # longer than stated: not damage
+    assert damage_causes(info(decode_errors=1))[0].startswith("1 packet(s) rejected")
+    assert damage_causes(info(corrupt_frames=2))[0].startswith("2 frame(s) decoded corrupt")

@@ -264,8 +264,8 @@ def test_samples_dropped_from_batches_are_named() -> None:
     spec = create_method("iframe", "tiny", num_classes=3, class_names=["a", "b", "c"]).data_spec
     dm = CompressedVideoDataModule(spec, check=False)
     assert set(dm.on_after_batch_transfer(batch, 0)) == {"label", "video_index", "view", "mv"}
-    assert dm.on_after_batch_transfer(only_bad, 0) == {}
-    assert dm.skipped == 2
+    assert dm.on_after_batch_transfer(only_bad, 0) == {"empty": True}  # skipped by the method
+    assert dm.skipped == 2 and dm.empty_batches == 1
     assert dm.skipped_videos == [
         {"file": "a/bad.m4v", "cause": "truncated GOP", "subset": "train"},
         {"file": "a/worse.m4v", "cause": "no frames", "subset": "test"},

@@ -11,9 +11,11 @@ import argparse
 import time
 
 from cvbench.commands import print_json
-from datamodules.contract import DataSpec
+from datamodules.contract import DataSpec, is_empty
 from datamodules.datasets import list_datasets
 from datamodules.sampling import PAPER_SAMPLINGS
+
+SHOWN = 10  # videos dropped from batches named in the printed summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         shapes: dict[str, str] = {}
         for batch in loader:
             batch = dm.on_after_batch_transfer(batch, 0)
-            if not batch:
+            if not batch or is_empty(batch):  # no sample of it could be read (counted)
                 continue
             shapes = _shapes(batch)
             samples += len(batch["label"])
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
             "shapes": shapes,
         }
     report["skipped_in_batches"] = dm.skipped
+    report["empty_batches"] = dm.empty_batches
+    report["skipped_videos"] = dm.skipped_videos
     if args.json:
         print_json(report)
         return 0
@@ -129,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     for subset in ("train", "test"):
         for item in report[f"{subset}_skipped"]:
             print(f"  skipped {item['path']}: {item['problem']}")
+    for item in report["damaged_videos"]:
+        print(f"  damaged ({item['subset']}) {item['file']}: {item['cause']}")
     print(f"sampling {args.sampling}: modalities {', '.join(m.value for m in modalities)}")
     for name in ("train", "test"):
         r = report[name]
@@ -139,6 +145,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {key:12s} {shape}")
     print(
         f"skipped videos: {len(report['train_skipped']) + len(report['test_skipped'])} at setup, "
-        f"{report['skipped_in_batches']} samples in batches"
+        f"{report['skipped_in_batches']} samples in batches "
+        f"({report['empty_batches']} batches left empty); "
+        f"{report['damaged']} damaged videos in use"
     )
+    named = {(v["file"], v["subset"]): v["cause"] for v in report["skipped_videos"]}
+    for (name, subset), cause in list(named.items())[:SHOWN]:
+        print(f"  dropped from a batch ({subset}) {name}: {cause}")
+    if len(named) > SHOWN:
+        print(f"  ... and {len(named) - SHOWN} more")
     return 0

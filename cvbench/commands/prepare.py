@@ -4,6 +4,15 @@ MPEG-4 Part 2, 340x256, GOP 12, no B-frames, scene-cut I-frames off by default (
 ``ffmpeg -c:v mpeg4 -q:v 1 -g 12 -bf 0 -sc_threshold 1000000000``), done with PyAV. The
 relative tree is mirrored and suffixes become the container's (``.m4v``). Interrupted
 runs resume: finished videos are skipped. Unreadable sources are reported and counted.
+
+Damage is never laundered into a clean-looking video. A source that decodes but is
+damaged is rejected: not written, reported with its causes, counted in the summary and
+in DST/prepare_manifest.json, and tried (and reported) again by every rerun. Damaged
+means: packets the decoder rejects, frames it flags corrupt (errors concealed), more
+than 2 frames fewer than the container states, or an output shorter than the duration
+the container states by more than 2 frame periods or 5 %, whichever is larger.
+--keep-damaged writes such videos anyway and marks them damaged in the manifest; the
+datasets then report them by name whenever they list them.
 """
 
 from __future__ import annotations
@@ -60,6 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=os.cpu_count() or 1,
         help="parallel encoding processes (default: all cores)",
     )
+    p.add_argument(
+        "--keep-damaged",
+        action="store_true",
+        help="write damaged sources too, marked damaged in the manifest (default: reject them)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -76,16 +90,30 @@ def run(args: argparse.Namespace) -> int:
         container=args.container,
     )
     report = prepare_tree(
-        args.src, args.dst, options, workers=args.workers, progress=not args.no_progress
+        args.src,
+        args.dst,
+        options,
+        workers=args.workers,
+        progress=not args.no_progress,
+        keep_damaged=args.keep_damaged,
     )
     print(
         f"{report.total} videos: {report.done} encoded, {report.skipped} already done "
-        f"(skipped), {report.failed} failed"
+        f"(skipped), {report.failed} failed, {report.rejected} rejected as damaged; "
+        f"{len(report.damaged)} damaged kept (marked in the manifest)"
     )
     for path, problem in report.failures:
         print(f"  failed {path}: {problem}", file=sys.stderr)
-    for path, note in report.warnings:
-        print(f"  warning {path}: {note}", file=sys.stderr)
+    for path, causes in report.rejections:
+        print(f"  rejected {path}: damaged: {'; '.join(causes)}", file=sys.stderr)
+    for path, _, causes in report.damaged:
+        print(f"  damaged (kept) {path}: {'; '.join(causes)}", file=sys.stderr)
+    if report.rejected:
+        print(
+            f"{report.rejected} damaged source(s) not written: replace them, or rerun with "
+            "--keep-damaged to use them marked damaged",
+            file=sys.stderr,
+        )
     if report.manifest is not None:
         print(f"manifest: {report.manifest}")
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.rejected else 0

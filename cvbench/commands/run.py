@@ -584,9 +584,39 @@ def _resolve_all(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 
 
 def print_record(record: dict[str, Any], output: str) -> None:
-    """The one-line summary of a run record and where it was written."""
+    """The one-line summary of a run record, the videos it could not use, and where it
+    was written."""
     print(summary_line(record))
+    for line in data_problem_lines(record):
+        print(line)
     print(f"record: {output}/{record.get('record_file', record['run_id'] + '.json')}")
+
+
+SHOWN_VIDEOS = 10  # videos named per list in the printed summary (the record has all)
+
+
+def data_problem_lines(record: dict[str, Any]) -> list[str]:
+    """Lines naming the videos a run dropped (unreadable at set-up or in a batch) and the
+    damaged ones it used, with their causes, the first :data:`SHOWN_VIDEOS` of each, and
+    the batches skipped because none of their samples could be read."""
+    data = record.get("data") or {}
+    lines = []
+    for title, videos in (
+        ("videos skipped", record.get("skipped_videos") or []),
+        ("damaged videos used", data.get("damaged_videos") or []),
+    ):
+        if not videos:
+            continue
+        lines.append(f"{title}: {len(videos)}")
+        lines += [f"  {v['file']} ({v['subset']}): {v['cause']}" for v in videos[:SHOWN_VIDEOS]]
+        if len(videos) > SHOWN_VIDEOS:
+            lines.append(f"  ... and {len(videos) - SHOWN_VIDEOS} more (all in the record)")
+    if data.get("empty_batches"):
+        lines.append(
+            f"empty batches skipped: {data['empty_batches']} (no sample could be read; "
+            "counted in the record's data.empty_batches)"
+        )
+    return lines
 
 
 def summary_line(record: dict[str, Any]) -> str:
