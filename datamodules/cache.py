@@ -51,6 +51,7 @@ writing; entries already complete keep being served and the rest come from the s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -325,7 +326,6 @@ class VideoCache:
         self._metas: dict[str, tuple[tuple, dict]] = {}
         self._sources: dict[str, tuple[tuple, dict]] = {}
         self._files: dict[str, tuple] = {}  # array files whose hash matched
-        self._causes: dict[str, str] = {}  # entry -> why it was last discarded
 
     def entry_dir(self, video: str | os.PathLike) -> Path:
         digest = hashlib.sha1(os.path.abspath(video).encode()).hexdigest()[:16]
@@ -427,14 +427,27 @@ class VideoCache:
         return array
 
     def discard(self, video: str | os.PathLike, cause: str, why: str = "") -> None:
-        """Throw ``video``'s entry away (renamed aside, then deleted), remembering the cause
-        for the rebuild's count. Never raises: an entry that cannot be moved stays, and
-        fails its checks again."""
+        """Throw ``video``'s entry away (renamed aside, then deleted) and leave the cause in
+        ``.<entry>.discarded`` beside it, for the rebuild's count (whichever process
+        rebuilds). Never raises: an entry that cannot be moved stays, and fails its checks
+        again."""
         directory = self.entry_dir(video)
-        self._causes[str(directory)] = cause
         self.discarded.append((str(video), why or cause))
         log.debug("cache entry of %s discarded: %s", video, why or cause)
         self._remove(directory)
+        with contextlib.suppress(OSError):  # the cause, for a rebuild in another process
+            self._tombstone(directory).write_text(cause)
+
+    @staticmethod
+    def _tombstone(directory: Path) -> Path:
+        return directory.parent / f".{directory.name}.discarded"
+
+    def _last_cause(self, directory: Path) -> str | None:
+        """Why ``directory``'s entry was last discarded (by any process), or None."""
+        try:
+            return self._tombstone(directory).read_text() or None
+        except OSError:
+            return None
 
     @staticmethod
     def _remove(directory: Path) -> None:
@@ -468,7 +481,7 @@ class VideoCache:
         existing = self.load(video, verify=True)
         if existing is not None and wanted <= set(existing.meta["test"]):
             return existing
-        cause = TEST_TIER if existing is not None else self._causes.pop(str(directory), None)
+        cause = TEST_TIER if existing is not None else self._last_cause(directory)
         if self.write_error is not None:
             return None  # this cache failed to write once: stop paying for extraction
         reader = reader or CompressedVideo(video)
@@ -514,6 +527,8 @@ class VideoCache:
             self._write_failed(exc, directory)
             return None
         if ours:
+            with contextlib.suppress(OSError):
+                self._tombstone(directory).unlink(missing_ok=True)
             if cause is None:
                 self.built += 1
             else:
@@ -567,9 +582,14 @@ class VideoCache:
             share(tmp, directory=True)  # mkdtemp's 0700 would lock out a shared cache's users
             listed = {}
             for name, array in arrays.items():
-                with open(tmp / f"{name}.npy", "wb") as fh:
-                    out = _HashingWriter(fh)
-                    np.save(out, array)
+                path = tmp / f"{name}.npy"
+                try:
+                    with open(path, "wb") as fh:
+                        out = _HashingWriter(fh)
+                        np.save(out, array)
+                except OSError as exc:  # write(2)'s ENOSPC names no file: name it
+                    exc.filename = exc.filename or str(path)
+                    raise
                 listed[name] = {
                     "shape": list(array.shape),
                     "dtype": str(array.dtype),
