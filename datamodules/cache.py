@@ -450,9 +450,9 @@ class VideoCache:
         directory = self.entry_dir(video)
         self.discarded.append((str(video), why or cause))
         log.debug("cache entry of %s discarded: %s", video, why or cause)
-        self._remove(directory)
         with contextlib.suppress(OSError):  # the cause, for a rebuild in another process
             self._tombstone(directory).write_text(cause)
+        self._remove(directory)
 
     @staticmethod
     def _tombstone(directory: Path) -> Path:

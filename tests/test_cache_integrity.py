@@ -316,8 +316,9 @@ def test_racing_builders_never_fail(pristine, tmp_path: Path) -> None:
     cache = VideoCache(tmp_path)
     assert cache.load(video, verify=True).has_test(KEY)
     assert_same(served(video, cache), served(video, None))
+    # no temporary or trashed directory left behind (a late discard's note may stay)
     leftovers = [p for p in cache.entry_dir(video).parent.iterdir() if p.name.startswith(".")]
-    assert leftovers == []  # no temporary or trashed directory left behind
+    assert [p for p in leftovers if p.is_dir()] == []
 
 
 def test_a_loser_reads_the_winners_entry(entry, monkeypatch) -> None:
