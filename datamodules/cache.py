@@ -562,7 +562,7 @@ class VideoCache:
         """Write the entry beside ``directory`` and rename it into place; (the entry
         served, whether it is ours). Another builder's valid entry with the ``wanted``
         test tiers wins over ours; an invalid or poorer one is moved aside first."""
-        tmp = self._write(directory, arrays, meta)
+        tmp = self._write_tmp(directory, arrays, meta)
         try:
             for _ in range(_RACE_ATTEMPTS):
                 try:
@@ -588,7 +588,17 @@ class VideoCache:
             shutil.rmtree(tmp, ignore_errors=True)  # gone when renamed into place
 
     @staticmethod
-    def _write(directory: Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    def _write(directory: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Write a new entry at ``directory`` atomically (an existing one is an OSError):
+        what :meth:`_publish` does, without the race."""
+        tmp = VideoCache._write_tmp(directory, arrays, meta)
+        try:
+            os.rename(tmp, directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _write_tmp(directory: Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
         """A complete entry in a new temporary directory beside ``directory``: the arrays,
         then meta.json with their hashes and its checksum (both added to ``meta``).
         Returns the temporary directory."""

@@ -60,7 +60,7 @@ def test_complete_entries_are_not_rebuilt(tmp_path: Path, video: Path, monkeypat
     cache = VideoCache(tmp_path / "cache")
     cache.build(video)
     calls = []
-    monkeypatch.setattr(VideoCache, "_write", staticmethod(lambda *a: calls.append(a)))
+    monkeypatch.setattr(VideoCache, "_write_tmp", staticmethod(lambda *a: calls.append(a)))
     VideoCache(tmp_path / "cache").build(video)
     assert calls == []
 

@@ -326,14 +326,14 @@ def test_a_loser_reads_the_winners_entry(entry, monkeypatch) -> None:
     video, root, directory = entry
     winner = VideoCache(root).load(video, verify=True)
     shutil.rmtree(directory)
-    real_write = VideoCache._write
+    real_write = VideoCache._write_tmp
 
     def write_then_lose(directory, arrays, meta):
         tmp = real_write(directory, arrays, meta)
         shutil.copytree(tmp, directory)  # another builder renames its copy in first
         return tmp
 
-    monkeypatch.setattr(VideoCache, "_write", staticmethod(write_then_lose))
+    monkeypatch.setattr(VideoCache, "_write_tmp", staticmethod(write_then_lose))
     cache = VideoCache(root)
     got = cache.build(video, *tier_args(video))
     assert got is not None and got.meta == winner.meta
