@@ -30,6 +30,7 @@ import logging
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
-from datamodules.cache import VideoCache
+from datamodules.cache import CacheCorruptError, VideoCache
 from datamodules.contract import EMPTY, DataSpec, Modality, is_empty
 from datamodules.datasets import VideoItem, VideoList, create_dataset
 from datamodules.errors import VideoError
@@ -126,15 +127,16 @@ def check_videos(
     return check
 
 
-def _cache_one(job: tuple[str, str, DataSpec]) -> str | None:
-    """Cache one video (a complete entry is kept as is); the failure cause or None."""
+def _cache_one(job: tuple[str, str, DataSpec]) -> tuple[str | None, dict[str, Any]]:
+    """Cache one video (a complete, valid entry is kept as is): the failure cause or None,
+    and the cache's counts (``VideoCache.summary``, for the parent to add up and report)."""
     root, path, spec = job
     key = spec_key(spec)
-    cache = VideoCache(root)
+    cache = VideoCache(root, warn=False)  # the parent warns, once
     try:
-        entry = cache.load(path)
+        entry = cache.load(path, verify=True)
         if entry is not None and entry.has_test(key):
-            return None  # finished by an earlier run: nothing is opened or decoded
+            return None, cache.summary()  # finished by an earlier run: nothing is decoded
         video = CompressedVideo(path)  # opened once, for the plans and the extraction
         plans = [
             SamplePlan(**_select(p, spec))
@@ -142,8 +144,8 @@ def _cache_one(job: tuple[str, str, DataSpec]) -> str | None:
         ]
         cache.build(path, {key: plans}, {key: read_kwargs(spec)}, reader=video)
     except VideoError as exc:
-        return exc.problem
-    return None
+        return exc.problem, cache.summary()
+    return None, cache.summary()
 
 
 class EpochSampler(Sampler):
@@ -240,7 +242,10 @@ class CompressedVideoDataset(Dataset):
         cached = self.cache.load(item.path) if self.cache is not None else None
         clip = view // spec.sampling.test_crops
         if not self.train and cached is not None and cached.has_test(self.key):
-            return cached.test_sample(self.key, clip).arrays()
+            try:
+                return cached.test_sample(self.key, clip).arrays()
+            except CacheCorruptError:  # changed under us: discarded, the stream serves
+                cached = None
         video: CompressedVideo | None = None
         gop: GopIndex
         if cached is not None:
@@ -251,9 +256,11 @@ class CompressedVideoDataset(Dataset):
         plan = self._plan(gop, clip, rng)
         wanted = _select(plan, spec)
         from_stream = spec.needs(Modality.RESIDUAL) or spec.needs(Modality.RGB)
+        sample = None
         if cached is not None and not from_stream:
-            sample = cached.read(wanted["iframes"], wanted["pframes"])
-        else:
+            with suppress(CacheCorruptError):  # changed under us: discarded, the stream serves
+                sample = cached.read(wanted["iframes"], wanted["pframes"])
+        if sample is None:
             video = video or CompressedVideo(item.path)
             sample = video.read(**wanted, **read_kwargs(spec))
         return spec_arrays(sample, spec)
@@ -385,26 +392,31 @@ class CompressedVideoDataModule(L.LightningDataModule):
             self.build_cache()
 
     def build_cache(self) -> None:
-        """Extract every video's index tier and test samples, in parallel, resumably."""
+        """Extract every video's index tier and test samples, in parallel, resumably.
+
+        The first write failure (a full disk, an unwritable directory) is warned about
+        once and stops the build: the videos not cached are served from the stream."""
         items = [item for subset in ("train", "test") for item in self._list(subset).items]
         jobs = [(str(self.cache.root), str(item.path), self.data_spec) for item in items]
-        if self.num_workers > 1:
-            with ProcessPoolExecutor(self.num_workers) as pool:
-                problems = list(
-                    tqdm(
-                        pool.map(_cache_one, jobs, chunksize=4),
-                        total=len(jobs),
-                        desc="caching",
-                        disable=not self.progress,
-                    )
-                )
-        else:
-            problems = [
-                _cache_one(job) for job in tqdm(jobs, desc="caching", disable=not self.progress)
-            ]
-        failed = [
-            (path, problem) for (_, path, _), problem in zip(jobs, problems, strict=True) if problem
-        ]
+        failed = []
+        with ExitStack() as stack:
+            pool = None
+            if self.num_workers > 1:
+                pool = stack.enter_context(ProcessPoolExecutor(self.num_workers))
+                results = pool.map(_cache_one, jobs, chunksize=4)
+            else:
+                results = map(_cache_one, jobs)
+            progress = tqdm(total=len(jobs), desc="caching", disable=not self.progress)
+            for (_, path, _), (problem, counts) in zip(jobs, results, strict=False):
+                progress.update()
+                if problem:
+                    failed.append((path, problem))
+                self.cache.add(counts)
+                if self.cache.write_error is not None:
+                    if pool is not None:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                    break
+            progress.close()
         for path, problem in failed:
             log.warning("not cached: %s: %s", path, problem)
         self.cache_failures = failed
@@ -449,6 +461,7 @@ class CompressedVideoDataModule(L.LightningDataModule):
             "empty_batches": self.empty_batches,
             "damaged": len(damaged),
             "damaged_videos": damaged,
+            "cache": self.cache.summary() if self.cache is not None else None,
         }
 
     # ------------------------------------------------------------------ loaders

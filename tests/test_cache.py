@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.cache import VideoCache
+from datamodules.cache import CacheCorruptError, VideoCache
 from datamodules.contract import DataSpec, Modality
 from datamodules.datamodule import read_kwargs, spec_key
 from datamodules.reader import CompressedVideo
@@ -60,7 +60,7 @@ def test_complete_entries_are_not_rebuilt(tmp_path: Path, video: Path, monkeypat
     cache = VideoCache(tmp_path / "cache")
     cache.build(video)
     calls = []
-    monkeypatch.setattr(VideoCache, "_write", staticmethod(lambda *a: calls.append(a)))
+    monkeypatch.setattr(VideoCache, "_write_tmp", staticmethod(lambda *a: calls.append(a)))
     VideoCache(tmp_path / "cache").build(video)
     assert calls == []
 
@@ -73,12 +73,18 @@ def test_a_corrupt_entry_is_detected_deleted_and_rebuilt(tmp_path: Path, video: 
     data[-100] ^= 0xFF  # one flipped byte in the payload
     path.write_bytes(bytes(data))
 
-    fresh = VideoCache(tmp_path / "cache")  # a new process checksums on first open
-    assert fresh.load(video) is None
+    fresh = VideoCache(tmp_path / "cache")  # a new process hashes each file it reads
+    with pytest.raises(CacheCorruptError, match="checksum"):
+        fresh.load(video).array("mv_grids")
     assert fresh.discarded and "checksum" in fresh.discarded[0][1]
     assert not entry.directory.exists()
     rebuilt = fresh.build(video)
     assert fresh.load(video) is not None and rebuilt.directory.exists()
+    assert fresh.summary()["rebuilt"] == {"checksum mismatch": 1}
+
+    # the process that wrote (and so knows) the file re-hashes it once it changes
+    path.write_bytes(bytes(data))
+    assert cache.load(video, verify=True) is None
 
 
 def test_a_truncated_array_is_detected(tmp_path: Path, video: Path) -> None:
@@ -95,6 +101,10 @@ def test_a_changed_source_makes_the_entry_stale(tmp_path: Path, video: Path) -> 
     cache.build(video)
     st = video.stat()
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert cache.load(video) is not None  # touched, same bytes: still the same video
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    video.write_bytes(bytes(data))
     assert cache.load(video) is None
     assert "stale" in cache.discarded[0][1]
 

@@ -154,4 +154,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"  dropped from a batch ({subset}) {name}: {cause}")
     if len(named) > SHOWN:
         print(f"  ... and {len(named) - SHOWN} more")
+    if report["cache"] is not None:
+        print(_cache_line(report["cache"]))
     return 0
+
+
+def _cache_line(cache: dict) -> str:
+    """``cache: 3 built, 2 rebuilt (1 checksum mismatch, 1 stale source), 0 write failures``."""
+    rebuilt = cache["rebuilt"]
+    causes = ", ".join(f"{n} {cause}" for cause, n in rebuilt.items())
+    line = (
+        f"cache: {cache['built']} built, {sum(rebuilt.values())} rebuilt"
+        f"{f' ({causes})' if causes else ''}, {cache['write_failures']} write failures"
+    )
+    if cache.get("write_error"):
+        line += f" ({cache['write_error']}; served from the stream)"
+    return line
