@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from cvbench.cli import main
+from cvbench.provenance import write_json_atomic
 from cvbench.records import load_records, pick_latest
-from cvbench.run import write_json_atomic
 from cvbench.tables import (
     chance_p_value,
     check_tables,
