@@ -37,8 +37,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
-from cvbench.classify import CUSTOM, PROTOCOL  # noqa: E402
-from cvbench.reported import is_number  # noqa: E402
+from cvbench.report.classify import CUSTOM, PROTOCOL  # noqa: E402
+from cvbench.report.reported import is_number  # noqa: E402
 from cvbench.tables import (  # noqa: E402
     MAIN_DATASETS,
     PAPER_METHOD,

@@ -71,7 +71,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from cvbench.classify import (
+from cvbench.report.classify import (
     CUSTOM,
     INVALID,
     PARTIAL,
@@ -82,8 +82,8 @@ from cvbench.classify import (
     identity_key,
     settings_key,
 )
-from cvbench.classify import weights as weight_files
-from cvbench.records import (
+from cvbench.report.classify import weights as weight_files
+from cvbench.report.records import (
     GPU_DIR,
     GpuRecords,
     Record,
@@ -94,7 +94,7 @@ from cvbench.records import (
     pick_latest,
     rank,
 )
-from cvbench.reported import (
+from cvbench.report.reported import (
     DATASETS,
     FEW_SHOT_K,
     OUR_METHODS,
@@ -1461,7 +1461,7 @@ class Scores:
 def scores_path(record: Record) -> Path:
     """The record's scores file: ``scores_file`` (read beside the record), else
     ``<record stem>.scores.csv.gz``."""
-    from cvbench.classify import get
+    from cvbench.report.classify import get
 
     named = get(record, "scores_file")
     name = Path(named).name if isinstance(named, str) and named else None

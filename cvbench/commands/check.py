@@ -156,7 +156,7 @@ def _benchmark(args: argparse.Namespace, names: list[str]) -> tuple[bool, str]:
 
 
 def _tables(args: argparse.Namespace) -> tuple[bool, str]:
-    from cvbench.reported import ReportedError, ReportedWarning
+    from cvbench.report.reported import ReportedError, ReportedWarning
     from cvbench.tables import check_tables
 
     try:

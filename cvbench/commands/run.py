@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 from cvbench import runsettings as rs
 from cvbench.commands import batch_limit, check_rate, json_stdout, print_error, print_json
 from cvbench.commands import parse_set as _parse_set
-from cvbench.records import RUNS_DIR
+from cvbench.report.records import RUNS_DIR
 from datamodules.datasets import list_datasets
 from datamodules.errors import CvbenchError
 

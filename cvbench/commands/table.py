@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from cvbench.reported import ReportedError, ReportedWarning
+    from cvbench.report.reported import ReportedError, ReportedWarning
     from cvbench.tables import build_tables, check_tables, load_inputs, write_table
 
     if not Path(args.reported).is_file():
