@@ -664,7 +664,7 @@ def test_figures_are_written(tmp_path: Path, runs: Path):
 
 
 def test_the_synthetic_panel_has_our_tiny_points_chance_and_apart_labels(tmp_path: Path):
-    from cvbench.figures import _place_labels, accuracy_points, chance_by_dataset, plt
+    from cvbench.report.figures import _place_labels, accuracy_points, chance_by_dataset, plt
 
     runs = tmp_path / "runs"
     data = {"data": {"num_classes": 10}}

@@ -1,6 +1,6 @@
 """What a run record may be used for: ``protocol``, ``custom``, ``partial`` or ``invalid``.
 
-:func:`classify` reads one run record (a :class:`cvbench.records.Record` or its JSON object)
+:func:`classify` reads one run record (a :class:`cvbench.report.records.Record` or its JSON object)
 and returns its class and the reasons, short human strings:
 
 * ``invalid`` — not a result at all: an unknown method or dataset (not in the registries),

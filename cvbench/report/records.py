@@ -22,7 +22,7 @@ Which record a table shows (:func:`pick_latest`): among records with the same id
 preset, device) for timings — the one with the latest ``created`` time; equal times are
 broken by the file name, the greatest name winning. ``created`` is ISO 8601; a time without
 a zone is read as UTC. (The tables pick run records by their class and run identity
-instead: :mod:`cvbench.classify`, :func:`cvbench.report.inputs.group_runs`.) A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
+instead: :mod:`cvbench.report.classify`, :func:`cvbench.report.inputs.group_runs`.) A record of ``cvbench test`` (``evaluated_from`` a checkpoint) is
 shown only when no training run has the same identity. The rule depends on the files' contents and names only, never on the
 order the filesystem lists them in.
 
@@ -550,7 +550,7 @@ def pick_latest(
     """identity -> the record to show: the latest ``created``, ties broken by the greatest file
     name (see the module docstring). The mapping is in file-name order of the chosen records.
     ``by``: what makes two records versions of one identity (default :func:`identity`; run
-    records of format 2 use their ``identity_hash``, :func:`cvbench.classify.identity_key`)."""
+    records of format 2 use their ``identity_hash``, :func:`cvbench.report.classify.identity_key`)."""
     chosen: dict[tuple, Record] = {}
     for record in records:
         key = by(record)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from cvbench.report.papers import OUR_METHODS, PAPERS
 from cvbench.report.validate import (  # noqa: F401  (number rule re-exported)
     MAX_INT,
     FieldError,
@@ -46,15 +47,6 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "results" / "reported.yaml"
 SCHEMA_VERSION = 1
 
-# registry names of the compared methods and of cvbench's own baselines
-OUR_METHODS = ("tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe")
-PAPERS = (
-    "tcar_net.txt",
-    "cvpt.txt",
-    "meaci_net.txt",
-    "scalable_stm.txt",
-    "temporal_prompt_clip.txt",
-)
 DATASETS = ("ucf101", "hmdb51", "kinetics400", "kinetics600", "ssv2", "ssv1")
 SPLIT_PROTOCOLS = ("3-split mean", "split 1", "single official split", "unknown")
 TABLE_KINDS = ("main", "cost", "timing", "few_shot")
