@@ -10,9 +10,7 @@ from pathlib import Path
 
 from cvbench.report.format import REPORTED_PATH, TABLES_DIR, TEXT_SUFFIXES, Table
 from cvbench.report.inputs import Inputs, load_inputs
-from cvbench.report.records import (
-    GPU_DIR,
-)
+from cvbench.report.records import GPU_DIR
 from cvbench.report.tables.cost import cost_table
 from cvbench.report.tables.few_shot import few_shot_table
 from cvbench.report.tables.gpu import gpu_table

@@ -15,8 +15,6 @@ from cvbench.report.records import (
 )
 from cvbench.report.tables.common import comparison_scale
 
-# --------------------------------------------------------------------------- cost
-
 COST_COLUMNS = (
     "Method",
     "Preset",

@@ -6,18 +6,12 @@ from typing import Any
 
 import pandas as pd
 
-from cvbench.report.classify import (
-    CUSTOM,
-)
+from cvbench.report.classify import CUSTOM
 from cvbench.report.format import FEW_SHOT_DATASETS, Block, Table, printed
 from cvbench.report.inputs import GroupKey, Inputs, dataset_key, dataset_name, row_key, table_key
 from cvbench.report.papers import PAPER_NAMES
-from cvbench.report.records import (
-    Record,
-)
-from cvbench.report.reported import (
-    FEW_SHOT_K,
-)
+from cvbench.report.records import Record
+from cvbench.report.reported import FEW_SHOT_K
 from cvbench.report.tables.common import (
     accuracy_over_splits,
     accuracy_text,
@@ -25,8 +19,6 @@ from cvbench.report.tables.common import (
     source_files,
     weights_cell,
 )
-
-# --------------------------------------------------------------------------- few-shot
 
 
 def _few_shot_method(method: str, variant: str | None) -> str:

@@ -10,11 +10,7 @@ import pandas as pd
 
 from cvbench.report.format import Block, Footnotes, Table, fixed, signed
 from cvbench.report.inputs import Inputs, preset_key
-from cvbench.report.records import (
-    Record,
-)
-
-# --------------------------------------------------------------------------- gpu
+from cvbench.report.records import Record
 
 GPU_INPUTS = "results/gpu/*.json"
 GPU_COLUMNS = (

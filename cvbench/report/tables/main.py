@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvbench.report.classify import (
-    CUSTOM,
-)
+from cvbench.report.classify import CUSTOM
 from cvbench.report.format import (
     MAIN_DATASETS,
     QUANTITY_NAMES,
@@ -21,9 +19,7 @@ from cvbench.report.format import (
 )
 from cvbench.report.inputs import Inputs, dataset_name, row_key
 from cvbench.report.papers import PAPER_NAMES
-from cvbench.report.records import (
-    parse_source,
-)
+from cvbench.report.records import parse_source
 from cvbench.report.reported import (
     ReportedRow,
     TableInfo,
@@ -42,8 +38,6 @@ from cvbench.report.tables.common import (
     verdict,
     weights_cell,
 )
-
-# --------------------------------------------------------------------------- main
 
 MAIN_COLUMNS = (
     "Kind",

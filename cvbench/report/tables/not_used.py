@@ -7,16 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from cvbench.report.classify import (
-    INVALID,
-)
+from cvbench.report.classify import INVALID
 from cvbench.report.format import RUNS_INPUTS, Block, Table
 from cvbench.report.inputs import Inputs, dataset_name
-from cvbench.report.reported import (
-    is_number,
-)
-
-# --------------------------------------------------------------------------- not used
+from cvbench.report.reported import is_number
 
 NOT_USED_COLUMNS = ("File", "Class", "Method", "Preset", "Dataset", "Split", "Reason")
 

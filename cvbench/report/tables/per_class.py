@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvbench.report.classify import (
-    PROTOCOL,
-)
+from cvbench.report.classify import PROTOCOL
 from cvbench.report.format import Block, Table, fixed
 from cvbench.report.inputs import Inputs, dataset_name
-from cvbench.report.records import (
-    Record,
-)
-
-# --------------------------------------------------------------------------- per class
+from cvbench.report.records import Record
 
 SCORES_SUFFIX = ".scores.csv.gz"  # per-video scores beside a run record
 SCORE_COLUMNS = ("video", "label", "label_name", "views")  # then one column per class

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvbench.report.classify import (
-    CUSTOM,
-)
+from cvbench.report.classify import CUSTOM
 from cvbench.report.format import SPLITS, Block, Footnotes, Table
 from cvbench.report.inputs import Inputs, dataset_name
 from cvbench.report.tables.common import accuracy_over_splits, accuracy_text, source_files
-
-# --------------------------------------------------------------------------- splits
 
 
 def splits_table(inputs: Inputs) -> Table:

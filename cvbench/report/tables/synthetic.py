@@ -10,9 +10,7 @@ import pandas as pd
 
 from cvbench.report.format import Block, Table, fixed, millions, percent
 from cvbench.report.inputs import Inputs
-from cvbench.report.records import (
-    Record,
-)
+from cvbench.report.records import Record
 from cvbench.report.tables.common import (
     SplitAccuracy,
     accuracy_over_splits,
@@ -20,8 +18,6 @@ from cvbench.report.tables.common import (
     source_files,
     weights_cell,
 )
-
-# --------------------------------------------------------------------------- synthetic
 
 SYNTHETIC = "synthetic"  # the generated dataset every method is trained on at the tiny preset
 APPEARANCE_BASELINE = "iframe"  # the I-frame-only baseline: what appearance alone reaches

@@ -9,15 +9,9 @@ import pandas as pd
 from cvbench.report.format import PIXEL, Block, Footnotes, Table, fixed, printed
 from cvbench.report.inputs import Inputs, preset_key, row_key, table_key
 from cvbench.report.papers import PAPER_NAMES
-from cvbench.report.records import (
-    Record,
-)
-from cvbench.report.reported import (
-    Timing,
-)
+from cvbench.report.records import Record
+from cvbench.report.reported import Timing
 from cvbench.report.tables.common import reported_source
-
-# --------------------------------------------------------------------------- timing
 
 TIMING_COLUMNS = (
     "Method",
