@@ -714,11 +714,31 @@ def test_the_committed_records_render(tmp_path: Path):
 
 
 def test_chance_p_value_is_the_binomial_tail():
-    record = {"metrics": {"top1": 0.12, "test_videos": 50}}
+    record = (0.12, 50)  # (top-1, test videos) of one record
     # P(X >= 6), X ~ Binomial(50, 0.1): 1 - sum_{i<6} C(50, i) 0.1^i 0.9^(50-i)
     expected = 1 - sum(math.comb(50, i) * 0.1**i * 0.9 ** (50 - i) for i in range(6))
     assert chance_p_value([record], 10) == pytest.approx(expected)
     assert chance_p_value([record], 10) == pytest.approx(0.3839, abs=1e-4)
     assert chance_p_value([record, record], 10) < chance_p_value([record], 10)  # 12 of 100
-    assert chance_p_value([{"metrics": {"top1": None, "test_videos": 50}}], 10) is None
+    assert chance_p_value([(None, 50)], 10) is None
     assert p_value_cell(1e-5) == "<0.001" and p_value_cell(None) == "n/a"
+
+
+def test_run_records_are_typed_once_when_loaded(tmp_path):
+    runs = tmp_path / "runs"
+    data = {"num_classes": 10, "videos_per_class": 5}
+    write(runs, "a.json", run_record("stm", top1=0.48, shots=4, seed=2, data=data))
+    write(runs, "c.json", tcar_cost())
+    records = load_records(runs)
+    run = records.runs[0].run
+    assert (run.method, run.preset, run.dataset, run.split, run.seed, run.shots) == (
+        "stm",
+        "tiny",
+        "synthetic",
+        1,
+        2,
+        4,
+    )
+    assert (run.top1, run.num_classes, run.has_data) == (0.48, 10, True)
+    with pytest.raises(ValueError, match="a cost record, not a run"):
+        _ = records.costs[0].run

@@ -124,7 +124,7 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
         else:
             record = inputs.cost(method, preset)
             gflops = None if record is None else record["gmacs_per_view"]
-            params = acc.records[0]["tunable_params"] / 1e6
+            params = acc.records[0].run.tunable_params / 1e6
         if not is_number(gflops) or gflops <= 0 or not is_number(acc.top1):
             continue  # no cost record, or a number no axis can show
         if params is not None and not is_number(params):

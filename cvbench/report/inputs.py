@@ -183,14 +183,14 @@ def group_runs(
     by_seed: dict[tuple, Record] = {}
     for record in latest.values():
         key = GroupKey(
-            record["method"],
-            record["preset"],
-            record["dataset"],
-            record.get("shots"),
+            record.run.method,
+            record.run.preset,
+            record.run.dataset,
+            record.run.shots,
             classes[record.file].cls,
             settings_key(record),
         )
-        slot = (key, record["split"], record["seed"])
+        slot = (key, record.run.split, record.run.seed)
         best = by_seed.get(slot)
         if best is None or rank(record) > rank(best):
             if best is not None:

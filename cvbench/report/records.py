@@ -71,18 +71,81 @@ class RecordProblem:
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """The fields of a run record the tables read, typed. Built once per record, by
+    :meth:`from_data`, from a JSON object that passed the ``run`` schema; what no table
+    reads as a number stays in :attr:`Record.data` (settings, weights, hardware)."""
+
+    method: str  # registry name
+    preset: str
+    dataset: str
+    split: int  # official split, 1-based
+    seed: int
+    shots: int | None  # K training videos per class; None: the full training set
+    top1: float  # fraction 0-1
+    mean_class: float | None  # mean per-class accuracy, fraction 0-1; None: not recorded
+    test_videos: int | None  # videos tested; None: not recorded
+    epochs: int  # epochs trained
+    tunable_params: int
+    total_params: int
+    views: int  # test views per video
+    train_s: float | None  # training wall time, seconds
+    has_data: bool  # the record describes its dataset (a ``data`` object)
+    num_classes: int | None  # ``data.num_classes`` when a positive integer, else None
+    synthetic_pretraining: dict[str, Any] | None  # the synthetic CLIP's details, if any
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> RunRecord:
+        """The typed fields of a run record's JSON object (checked by :func:`check_record`)."""
+        metrics = data["metrics"]
+        described = data.get("data")
+        classes = described.get("num_classes") if isinstance(described, dict) else None
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            classes = None
+        pretraining = data.get("synthetic_pretraining")
+        return cls(
+            method=data["method"],
+            preset=data["preset"],
+            dataset=data["dataset"],
+            split=data["split"],
+            seed=data["seed"],
+            shots=data.get("shots"),
+            top1=metrics["top1"],
+            mean_class=metrics.get("mean_class"),
+            test_videos=metrics.get("test_videos"),
+            epochs=data["epochs"],
+            tunable_params=data["tunable_params"],
+            total_params=data["total_params"],
+            views=data["views"],
+            train_s=data["timings"].get("train_s"),
+            has_data=isinstance(described, dict),
+            num_classes=classes,
+            synthetic_pretraining=pretraining if isinstance(pretraining, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
 class Record:
-    """One good record: its kind, its file and its JSON content."""
+    """One good record: its kind, its file and its JSON content (and, for a run, its typed
+    fields)."""
 
     kind: str  # one of KINDS (or GPU_KINDS)
     path: Path  # the file it was read from
     data: dict[str, Any]  # the JSON object as read (``kind`` filled in for old run records)
     created: datetime  # ``data["created"]`` parsed, aware (UTC where the text has no zone)
+    typed: RunRecord | None = None  # kind "run": its typed fields (:meth:`RunRecord.from_data`)
 
     @property
     def file(self) -> str:
         """The file's name (what tables cite as the source)."""
         return self.path.name
+
+    @property
+    def run(self) -> RunRecord:
+        """A run record's typed fields; ValueError for a record of another kind."""
+        if self.typed is None:
+            raise ValueError(f"{self.file}: a {self.kind} record, not a run")
+        return self.typed
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -489,7 +552,9 @@ def _read_folder(
             problems += found
             continue
         kind = data.get("kind", default_kind)
-        records.append(Record(kind, path, {**data, "kind": kind}, _parse_created(data["created"])))
+        run = RunRecord.from_data(data) if kind == "run" else None
+        created = _parse_created(data["created"])
+        records.append(Record(kind, path, {**data, "kind": kind}, created, run))
     return records, problems
 
 

@@ -62,19 +62,17 @@ def accuracy_over_splits(by_split: dict[int, list[Record]]) -> SplitAccuracy | N
         used = (min(s for s, runs in by_split.items() if runs),)
         label = f"split {used[0]} only"
     chosen = [by_split[s] for s in used]
-    top1 = _mean([_mean([r["metrics"]["top1"] for r in runs]) for runs in chosen])
-    classes = [r["metrics"].get("mean_class") for runs in chosen for r in runs]
+    top1 = _mean([_mean([r.run.top1 for r in runs]) for runs in chosen])
+    classes = [r.run.mean_class for runs in chosen for r in runs]
     mean_class = None
     if None not in classes:
-        mean_class = _mean([_mean([r["metrics"]["mean_class"] for r in runs]) for runs in chosen])
+        mean_class = _mean([_mean([r.run.mean_class for r in runs]) for runs in chosen])
     seeds = min(len(runs) for runs in chosen)
-    seed_sets = {tuple(sorted(r["seed"] for r in runs)) for runs in chosen}
+    seed_sets = {tuple(sorted(r.run.seed for r in runs)) for runs in chosen}
     std = None
     if len(seed_sets) == 1 and seeds >= 2:
         per_seed = [
-            _mean(
-                [next(r for r in runs if r["seed"] == seed)["metrics"]["top1"] for runs in chosen]
-            )
+            _mean([next(r for r in runs if r.run.seed == seed).run.top1 for runs in chosen])
             for seed in next(iter(seed_sets))
         ]
         centre = _mean(per_seed)
@@ -219,7 +217,7 @@ def weights_cell(records: Iterable[Record]) -> str:
     ``weights`` (format 1: ``pretrained``) list names, ``none (random)`` when every option is off, ``n/a`` without
     records or a ``pretrained`` list."""
     records = list(records)
-    if any(isinstance(r.get("synthetic_pretraining"), dict) for r in records):
+    if any(r.run.synthetic_pretraining is not None for r in records):
         return "synthetic CLIP"
     weights = sorted(
         {str(file) for r in records for _, file in (weight_files(r) or []) if file is not None}

@@ -166,7 +166,7 @@ def _reproduced_main(
             )
     for d in MAIN_DATASETS:
         a = accuracies[d]
-        left_out = [r for r in inputs.not_used() if r["method"] == method and r["dataset"] == d]
+        left_out = [r for r in inputs.not_used() if r.run.method == method and r.run.dataset == d]
         elsewhere = (
             f" ({len(left_out)} partial or invalid record(s) in not_used)" if left_out else ""
         )

@@ -71,10 +71,10 @@ def not_used_table(inputs: Inputs) -> Table:
         [
             old.file,
             "superseded",
-            old["method"],
-            old["preset"],
-            dataset_name(old["dataset"]),
-            str(old["split"]),
+            old.run.method,
+            old.run.preset,
+            dataset_name(old.run.dataset),
+            str(old.run.split),
             f"superseded by {new.file} (same identity or seed, newer)",
         ]
         for old, new in inputs.superseded

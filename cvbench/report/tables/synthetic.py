@@ -10,7 +10,6 @@ import pandas as pd
 
 from cvbench.report.format import Block, Table, fixed, millions, percent
 from cvbench.report.inputs import Inputs
-from cvbench.report.records import Record
 from cvbench.report.tables.common import (
     SplitAccuracy,
     accuracy_over_splits,
@@ -81,28 +80,25 @@ def _synthetic_pretraining_note(method: str, info: dict[str, Any]) -> str:
 def chance_level(accuracies: Iterable[SplitAccuracy]) -> tuple[int, float] | None:
     """(classes, chance top-1 in %) from the runs' ``data.num_classes``; None unless the
     records name one class count."""
-    classes = {
-        r["data"].get("num_classes")
-        for acc in accuracies
-        for r in acc.records
-        if isinstance(r.get("data"), dict)
-    }
+    classes = {r.run.num_classes for acc in accuracies for r in acc.records if r.run.has_data}
     if len(classes) != 1:
         return None
     n = next(iter(classes))
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if n is None:
         return None
     return n, 100.0 / n
 
 
-def chance_p_value(records: Iterable[Record], classes: int) -> float | None:
-    """One-sided binomial p-value of the records' correct test videos under guessing:
-    ``P(X >= k)`` for ``X ~ Binomial(n, 1 / classes)``, with k and n summed over the
-    records (splits). None when a record lacks its top-1 or test-video count."""
+def chance_p_value(
+    results: Iterable[tuple[float | None, int | None]], classes: int
+) -> float | None:
+    """One-sided binomial p-value of the correct test videos under guessing, from one
+    (top-1 fraction, test videos) per record: ``P(X >= k)`` for ``X ~ Binomial(n, 1 /
+    classes)``, with k and n summed over the records (splits). None when a record lacks its
+    top-1 or test-video count."""
     k = n = 0
-    for r in records:
-        top1, videos = r["metrics"].get("top1"), r["metrics"].get("test_videos")
-        if not isinstance(top1, int | float) or not isinstance(videos, int) or videos < 1:
+    for top1, videos in results:
+        if top1 is None or videos is None or videos < 1:
             return None
         k += round(top1 * videos)
         n += videos
@@ -142,28 +138,34 @@ def synthetic_table(inputs: Inputs) -> Table:
         marks = [m for m, limit, skip in limits if printed_top1 <= limit and method != skip]
         if marks:
             top1 += f" ({', '.join(marks)})"
-        train = [r["timings"].get("train_s") for r in acc.records]
+        train = [r.run.train_s for r in acc.records]
         train_s = None if None in train else sum(train) / len(train)
         cells.append(
             [
                 method,
                 preset,
                 weights_cell(acc.records),
-                _joined(r["epochs"] for r in acc.records),
+                _joined(r.run.epochs for r in acc.records),
                 top1,
                 percent(acc.mean_class),
-                _joined(r["metrics"].get("test_videos") for r in acc.records),
-                p_value_cell(None if chance is None else chance_p_value(acc.records, chance[0])),
+                _joined(r.run.test_videos for r in acc.records),
+                p_value_cell(
+                    None
+                    if chance is None
+                    else chance_p_value(
+                        [(r.run.top1, r.run.test_videos) for r in acc.records], chance[0]
+                    )
+                ),
                 fixed(train_s, 1),
-                millions(acc.records[0]["tunable_params"], 3),
+                millions(acc.records[0].run.tunable_params, 3),
             ]
         )
         sources.append(source_files(acc.records))
         info = next(
             (
-                r["synthetic_pretraining"]
+                r.run.synthetic_pretraining
                 for r in acc.records
-                if isinstance(r.get("synthetic_pretraining"), dict)
+                if r.run.synthetic_pretraining is not None
             ),
             None,
         )
