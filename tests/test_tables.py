@@ -664,7 +664,7 @@ def test_figures_are_written(tmp_path: Path, runs: Path):
 
 
 def test_the_synthetic_panel_has_our_tiny_points_chance_and_apart_labels(tmp_path: Path):
-    from cvbench.report.figures import _place_labels, accuracy_points, chance_by_dataset, plt
+    from cvbench.report.figures import accuracy_points, chance_by_dataset, place_labels, plt
 
     runs = tmp_path / "runs"
     data = {"data": {"num_classes": 10}}
@@ -687,7 +687,7 @@ def test_the_synthetic_panel_has_our_tiny_points_chance_and_apart_labels(tmp_pat
     ax.set_xscale("log")
     fig.tight_layout()
     fig.canvas.draw()
-    _place_labels(fig, ax, ours, [p.method for p in ours])
+    place_labels(fig, ax, ours, [p.method for p in ours])
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in ax.texts]
     plt.close(fig)
@@ -742,3 +742,16 @@ def test_run_records_are_typed_once_when_loaded(tmp_path):
     assert (run.top1, run.num_classes, run.has_data) == (0.48, 10, True)
     with pytest.raises(ValueError, match="a cost record, not a run"):
         _ = records.costs[0].run
+
+
+def test_the_figure_names_the_five_papers_methods_and_marks_tiny_runs():
+    from cvbench.report.figures import accuracy_points
+    from cvbench.report.papers import PAPERS_TABLE
+
+    points = accuracy_points(load_inputs(RUNS, REPORTED))
+    for dataset in ("ucf101", "hmdb51"):
+        named = {p.method: p.label for p in points if p.dataset == dataset and p.paper and p.label}
+        assert set(named) == {paper.method for paper in PAPERS_TABLE}
+        assert named["stm"] == "Scalable STM*" and named["tcar"] == "TCAR-Net"  # *: our GMACs
+    ours = [p for p in points if p.paper is None]
+    assert ours and all(p.custom == (p.preset != "paper") for p in ours)

@@ -8,9 +8,13 @@
   legend). Our points are filled and labelled: accuracy from the run records (mean of 3 splits
   or the split run, as in the tables), GFLOPs from the method's cost record at the run's
   preset (the paper's counting convention where a comparison names one, else GMACs per view).
-  A label goes beside its point where it overlaps no other label or point of ours
-  (:func:`_place_labels`); a panel whose points share one preset names it in its title. A
-  thin line joins our point to the paper's own row it reproduces (:func:`cvbench.report.tables.common.anchor_row`).
+  A label goes beside its point, inside the axes, where it overlaps no other label, labelled
+  point or tick label (:func:`place_labels`); a panel whose points share one preset names it
+  in its title. A thin line joins our point to the paper's own row it reproduces
+  (:func:`cvbench.report.tables.common.anchor_row`). Each paper's own method (its anchor row,
+  first table) is drawn darker and named; where the paper prints no GFLOPs for it (Scalable
+  STM, TP-CLIP) it stands at cvbench's GMACs per view, its name starred. Our protocol runs are
+  circles; tiny-preset and custom runs diamonds, each with its own legend entry.
 * ``timing`` — pre-processing and inference ms per video per row of the ``timing`` table:
   stacked horizontal bars on a linear axis, or side by side on a log axis when the times span
   more than two decades; the papers' rows hatched and pale, measured rows solid; the legend
@@ -24,6 +28,7 @@ matplotlib allows.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,20 +61,28 @@ from cvbench.report.tables.timing import ordered_timings  # noqa: E402
 
 DPI = 150
 _OURS_COLOR = "tab:red"
+_OWN_COLOR = "0.1"  # the label of a paper's own method (its anchor row)
+_OURS_MARKER = "o"  # a protocol run: the paper's recipe on the official split
+_CUSTOM_MARKER = "D"  # a tiny-preset or custom run: not the paper's recipe
 _PRE_COLOR = "tab:blue"
 _INF_COLOR = "tab:orange"
 _AREA_PER_M = 1.5  # marker area (pt^2) per million tunable parameters
 _MIN_AREA = 12.0  # smallest marker drawn
 _SIZE_KEYS_M = (10, 50, 200)  # size legend entries, millions of tunable parameters
 # where a label may go around its point: (dx, dy) in points and the text's alignment; the
-# first that overlaps no other label or point of ours is used
-_LABEL_SPOTS = (
-    (5, 3, "left", "bottom"),
-    (5, -3, "left", "top"),
-    (-5, 3, "right", "bottom"),
-    (-5, -3, "right", "top"),
-    (0, 7, "center", "bottom"),
-    (0, -7, "center", "top"),
+# first that stays inside the axes and overlaps no other label, labelled point or tick label
+# is used; a second ring further out before giving up
+_LABEL_SPOTS = tuple(
+    (k * dx, k * dy, ha, va)
+    for k in (1, 2.4)
+    for dx, dy, ha, va in (
+        (5, 3, "left", "bottom"),
+        (5, -3, "left", "top"),
+        (-5, 3, "right", "bottom"),
+        (-5, -3, "right", "top"),
+        (0, 7, "center", "bottom"),
+        (0, -7, "center", "top"),
+    )
 )
 _PNG_METADATA = {"Software": None}
 _PDF_METADATA = {"CreationDate": None, "Producer": None, "Creator": None}
@@ -90,8 +103,10 @@ class Point:
     paper: str | None  # the paper it is printed in; None for ours
     label: str  # our method's label ("" for reported points)
     anchor: tuple[float, float] | None = None  # (gflops, top1) of the reported row it reproduces
-    method: str | None = None  # our method (None for reported points)
+    method: str | None = None  # our method; for a reported point, the paper's own method
     preset: str | None = None  # our run's preset (None for reported points)
+    custom: bool = False  # ours: a tiny-preset or custom run, not the paper's recipe
+    counted: bool = False  # reported: GFLOPs are cvbench's count (the paper prints none)
 
 
 def accuracy_points(inputs: Inputs) -> list[Point]:
@@ -104,11 +119,21 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
         for row in rows:
             for d in MAIN_DATASETS:
                 acc = row.accuracy.get(d)
-                if not is_number(row.gflops) or not is_number(acc) or row.gflops <= 0:
+                own = row is anchor and row.our_method and (row.our_method, d) not in anchors
+                gflops, counted = row.gflops, False
+                if own and not is_number(gflops):  # the paper prints none: cvbench's count
+                    gflops = reproduced_cost(inputs, row.our_method, "gflops", info.paper).value
+                    counted = True
+                if not is_number(gflops) or not is_number(acc) or gflops <= 0:
                     continue
-                points.append(Point(d, row.gflops, acc, row.tunable_params_m, info.paper, ""))
-                if row is anchor and row.our_method:
-                    anchors.setdefault((row.our_method, d), (row.gflops, acc))
+                if own:  # the paper's own method, first table: labelled with its name
+                    anchors[(row.our_method, d)] = (gflops, acc)
+                label = paper_entry(info.paper).name + ("*" if counted else "") if own else ""
+                method = row.our_method if own else None
+                params = row.tunable_params_m
+                points.append(
+                    Point(d, gflops, acc, params, info.paper, label, None, method, counted=counted)
+                )
 
     for key in plotted_groups(inputs):
         method, preset, dataset = key.method, key.preset, key.dataset
@@ -131,8 +156,11 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
             params = None
         label = method if preset == "paper" else f"{method} ({preset})"
         anchor = anchors.get((method, dataset)) if preset == "paper" else None
+        custom = preset != "paper" or key.cls == CUSTOM
         points.append(
-            Point(dataset, gflops, 100 * acc.top1, params, None, label, anchor, method, preset)
+            Point(
+                dataset, gflops, 100 * acc.top1, params, None, label, anchor, method, preset, custom
+            )
         )
     return points
 
@@ -179,40 +207,70 @@ def _plain_log_axis(axis: Any, low: float, high: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _place_labels(fig: plt.Figure, ax: plt.Axes, ours: list[Point], labels: list[str]) -> None:
-    """Each label beside its point at the first of ``_LABEL_SPOTS`` that stays inside the axes
-    and overlaps neither a label placed before nor another point of ours (the first spot when
-    none does). Needs the final layout: call after ``tight_layout`` and a draw."""
+def _overlap(a: Bbox, b: Bbox) -> float:
+    """The area two boxes share (0 when apart)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(w, 0.0) * max(h, 0.0)
+
+
+def place_labels(
+    fig: plt.Figure,
+    ax: plt.Axes,
+    points: list[Point],
+    labels: list[str],
+    colors: list[str] | None = None,
+    others: Sequence[Point] = (),
+) -> None:
+    """Each label beside its point at the first of ``_LABEL_SPOTS`` that stays inside the
+    axes and overlaps neither a label placed before, another labelled point, a point of
+    ``others`` nor a tick label; when none does, the spot inside the axes that overlaps least
+    (so a label never covers the tick labels). ``colors``: one per label (ours: red). Needs
+    the final layout: call after ``tight_layout`` and a draw."""
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     pixels_per_point = fig.dpi / 72.0
-    markers = []
-    for p in ours:
+
+    def marker(p: Point) -> Bbox:
         x, y = ax.transData.transform((p.gflops, p.top1))
         r = math.sqrt(_area(p.params_m)) / 2 * pixels_per_point
-        markers.append(Bbox.from_extents(x - r, y - r, x + r, y + r))
+        return Bbox.from_extents(x - r, y - r, x + r, y + r)
+
+    markers = [marker(p) for p in points]
+    fixed = [marker(p) for p in others]
+    ticks = [
+        t.get_window_extent(renderer)
+        for t in (*ax.get_xticklabels(), *ax.get_yticklabels())
+        if t.get_visible() and t.get_text()
+    ]
+    colors = colors or [_OURS_COLOR] * len(points)
     placed: list[Bbox] = []
-    for i, (p, text) in enumerate(zip(ours, labels, strict=True)):
-        obstacles = placed + markers[:i] + markers[i + 1 :]
+    for i, (p, text, color) in enumerate(zip(points, labels, colors, strict=True)):
+        obstacles = placed + markers[:i] + markers[i + 1 :] + fixed + ticks
+        best: tuple[float, int] | None = None  # (overlap, spot) of the least crowded spot inside
         chosen = None
-        for spot in _LABEL_SPOTS:
-            label = _label(ax, text, (p.gflops, p.top1), spot)
+        for n, spot in enumerate(_LABEL_SPOTS):
+            label = _label(ax, text, (p.gflops, p.top1), spot, color)
             box = label.get_window_extent(renderer)
-            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
-            if inside and not any(box.overlaps(o) for o in obstacles):
-                chosen = box
-                break
             label.remove()
-        if chosen is None:  # crowded: the first spot, as it is
-            chosen = _label(ax, text, (p.gflops, p.top1), _LABEL_SPOTS[0]).get_window_extent(
-                renderer
-            )
-        placed.append(chosen)
+            if not (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)):
+                continue
+            crowd = sum(_overlap(box, o) for o in obstacles)
+            if crowd == 0:
+                chosen = n
+                break
+            if best is None or crowd < best[0]:
+                best = (crowd, n)
+        if chosen is None:  # crowded: the least overlapping spot inside, else the first
+            chosen = best[1] if best is not None else 0
+        label = _label(ax, text, (p.gflops, p.top1), _LABEL_SPOTS[chosen], color)
+        placed.append(label.get_window_extent(renderer))
 
 
-def _label(ax: Any, text: str, xy: tuple[float, float], spot: tuple) -> Any:
-    """One of our points' labels at ``spot`` (dx, dy in points, ha, va) from ``xy``."""
+def _label(ax: Any, text: str, xy: tuple[float, float], spot: tuple, color: str) -> Any:
+    """One point's label at ``spot`` (dx, dy in points, ha, va) from ``xy``."""
     dx, dy, ha, va = spot
+    far = spot not in _LABEL_SPOTS[: len(_LABEL_SPOTS) // 2]  # the outer ring: a leader line
     return ax.annotate(
         text,
         xy,
@@ -221,8 +279,9 @@ def _label(ax: Any, text: str, xy: tuple[float, float], spot: tuple) -> Any:
         ha=ha,
         va=va,
         fontsize=7,
-        color=_OURS_COLOR,
+        color=color,
         zorder=5,
+        arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": color} if far else None,
     )
 
 
@@ -232,13 +291,14 @@ def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
     datasets = sorted({p.dataset for p in points}, key=dataset_key)
     n = max(1, len(datasets))
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False)
-    to_label: list[tuple[plt.Axes, list[Point], list[str]]] = []
+    # per panel: the points to label, their labels and colours, the other points
+    to_label: list[tuple[plt.Axes, list[Point], list[str], list[str], list[Point]]] = []
     chance_drawn = False
     for ax, dataset in zip(axes[0], datasets, strict=False):
         here = [p for p in points if p.dataset == dataset]
         for p in here:
             if p.paper is not None:
-                grey = paper_entry(p.paper).grey
+                grey = _OWN_COLOR if p.label else paper_entry(p.paper).grey
                 # a cross (unfilled marker: coloured by its face) where no params are printed
                 style = (
                     {"marker": "x", "c": grey}
@@ -253,7 +313,7 @@ def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
                     p.gflops,
                     p.top1,
                     s=_area(p.params_m),
-                    linewidths=0.8,
+                    linewidths=1.2 if p.label else 0.8,
                     alpha=0.8,
                     zorder=2,
                     **style,
@@ -272,7 +332,7 @@ def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
                 p.gflops,
                 p.top1,
                 s=_area(p.params_m),
-                marker="o",
+                marker=_CUSTOM_MARKER if p.custom else _OURS_MARKER,
                 color=_OURS_COLOR,
                 edgecolors="black",
                 linewidths=0.5,
@@ -282,7 +342,11 @@ def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
         presets = {p.preset for p in ours}
         shared = next(iter(presets)) if len(presets) == 1 and None not in presets else None
         labels = [(p.method or p.label) if shared else p.label for p in ours]
-        to_label.append((ax, ours, labels))
+        # the papers' own methods (each paper's anchor row) are named too, in dark grey
+        own = [p for p in here if p.paper is not None and p.label]
+        rest = [p for p in here if p.paper is not None and not p.label]
+        colors = [_OWN_COLOR] * len(own) + [_OURS_COLOR] * len(ours)
+        to_label.append((ax, own + ours, [p.label for p in own] + labels, colors, rest))
         reported_here = any(p.paper is not None for p in here)
         if not reported_here and dataset in chance:  # a dataset of ours: its chance level
             ax.axhline(chance[dataset], color="0.4", linestyle="--", linewidth=0.8, zorder=1)
@@ -330,18 +394,24 @@ def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
                 [], [], linestyle="", marker="x", color="0.4", label="reported, params not printed"
             )
         )
-    handles.append(
+    kinds = {p.custom for p in points if p.paper is None}
+    handles += [
         Line2D(
             [],
             [],
             linestyle="",
-            marker="o",
+            marker=_CUSTOM_MARKER if custom else _OURS_MARKER,
             markerfacecolor=_OURS_COLOR,
             markeredgecolor="black",
             markeredgewidth=0.5,
-            label="cvbench (ours)",
+            label="cvbench, tiny or custom run" if custom else "cvbench, protocol run",
         )
-    )
+        for custom in sorted(kinds)
+    ]
+    if any(p.counted for p in points):
+        handles.append(
+            Line2D([], [], linestyle="", label="* reported top-1 at cvbench's GMACs per view")
+        )
     if chance_drawn:
         handles.append(
             Line2D([], [], color="0.4", linestyle="--", linewidth=0.8, label="chance level")
@@ -371,8 +441,8 @@ def accuracy_figure(inputs: Inputs, out_dir: Path) -> list[Path]:
     fig.suptitle("Accuracy vs cost: the papers' numbers and cvbench's")
     fig.tight_layout()
     fig.canvas.draw()  # the final layout: labels are placed in display coordinates
-    for ax, ours, labels in to_label:
-        _place_labels(fig, ax, ours, labels)
+    for ax, labelled, labels, colors, rest in to_label:
+        place_labels(fig, ax, labelled, labels, colors, rest)
     return _save(fig, out_dir, "accuracy_vs_gflops")
 
 
