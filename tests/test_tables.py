@@ -18,6 +18,7 @@ import pytest
 from cvbench.cli import main
 from cvbench.provenance import write_json_atomic
 from cvbench.records import load_records, pick_latest
+from cvbench.report.papers import OUR_METHODS
 from cvbench.tables import (
     chance_p_value,
     check_tables,
@@ -340,12 +341,12 @@ def test_reproduced_vs_reported_difference(tmp_path: Path, runs: Path):
     assert "| documented gap [1] |" in md and "CLIP towers twice |" not in md
     # methods without a cost record: one row each, in registry order after tcar's
     others = [(r["Method"], r["Verdict"]) for r in rows if r["Method"] != "tcar"]
-    assert [m for m, _ in others] == ["cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert [m for m, _ in others] == [m for m in OUR_METHODS if m != "tcar"]
     assert all(v.startswith("no cost record [") for _, v in others)
 
     by_method = {r["Method"]: r for r in read_csv(out / "synthetic.csv")}
     # one row per registered method: the papers' five, then the baselines
-    assert list(by_method) == ["tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert list(by_method) == list(OUR_METHODS)
     assert by_method["stm"]["Top-1 (%)"] == "48.0"
     assert by_method["stm"]["Tunable params (M)"] == "1.000"
     assert by_method["tcar"]["Top-1 (%)"] == "n/a"  # no synthetic run
@@ -561,7 +562,7 @@ def test_synthetic_rows_weights_marks_and_the_records_chosen(tmp_path: Path):
     render_all(runs, REPORTED, tmp_path / "tables")
 
     rows = {r["Method"]: r for r in read_csv(tmp_path / "tables" / "synthetic.csv")}
-    assert list(rows) == ["tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert list(rows) == list(OUR_METHODS)  # the papers' methods, then the baselines
     assert rows["tcar"]["Weights"] == "synthetic CLIP"
     assert rows["tpclip"]["Weights"] == "real.pt"
     assert rows["stm"]["Weights"] == "none (random)"
