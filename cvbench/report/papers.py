@@ -35,6 +35,7 @@ PAPERS_TABLE: tuple[Paper, ...] = (
 # cvbench's baselines (registry names), no paper's own method: CoViAR (the papers' common
 # reference, reproduced) and the I-frame-only model (what appearance alone reaches)
 BASELINES = ("coviar", "iframe")
+APPEARANCE_BASELINE = "iframe"  # the synthetic table marks top-1s at or below this one's
 
 PAPERS = tuple(p.file for p in PAPERS_TABLE)  # the papers' files, in table order
 PAPER_NAMES = {p.file: p.name for p in PAPERS_TABLE}  # file -> short name

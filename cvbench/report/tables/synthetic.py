@@ -10,6 +10,7 @@ import pandas as pd
 
 from cvbench.report.format import Block, Table, fixed, millions, percent
 from cvbench.report.inputs import Inputs
+from cvbench.report.papers import APPEARANCE_BASELINE
 from cvbench.report.tables.common import (
     SplitAccuracy,
     accuracy_over_splits,
@@ -19,7 +20,6 @@ from cvbench.report.tables.common import (
 )
 
 SYNTHETIC = "synthetic"  # the generated dataset every method is trained on at the tiny preset
-APPEARANCE_BASELINE = "iframe"  # the I-frame-only baseline: what appearance alone reaches
 SYNTHETIC_COLUMNS = (
     "Method",
     "Preset",
