@@ -14,7 +14,7 @@
   (:func:`cvbench.report.tables.common.anchor_row`). Each paper's own method (its anchor row,
   first table) is drawn darker and named; where the paper prints no GFLOPs for it (Scalable
   STM, TP-CLIP) it stands at cvbench's GMACs per view, its name starred. Our protocol runs are
-  circles; tiny-preset and custom runs diamonds, each with its own legend entry.
+  circles; tiny-preset and custom runs pentagons, each with its own legend entry.
 * ``timing`` — pre-processing and inference ms per video per row of the ``timing`` table:
   stacked horizontal bars on a linear axis, or side by side on a log axis when the times span
   more than two decades; the papers' rows hatched and pale, measured rows solid; the legend
@@ -63,7 +63,7 @@ DPI = 150
 _OURS_COLOR = "tab:red"
 _OWN_COLOR = "0.1"  # the label of a paper's own method (its anchor row)
 _OURS_MARKER = "o"  # a protocol run: the paper's recipe on the official split
-_CUSTOM_MARKER = "D"  # a tiny-preset or custom run: not the paper's recipe
+_CUSTOM_MARKER = "p"  # a tiny-preset or custom run (a pentagon: no paper uses it)
 _PRE_COLOR = "tab:blue"
 _INF_COLOR = "tab:orange"
 _AREA_PER_M = 1.5  # marker area (pt^2) per million tunable parameters
