@@ -270,7 +270,7 @@ def load_baseline(path: str | Path) -> Baseline:
 
 def baseline_record(method: str, schedule: Schedule, measured: Mapping[str, Any]) -> dict:
     """The JSON written to ``results/baselines/<method>.json``."""
-    from cvbench.run import _provenance, hardware
+    from cvbench.provenance import hardware, provenance
 
     return {
         "kind": "baseline",
@@ -279,7 +279,7 @@ def baseline_record(method: str, schedule: Schedule, measured: Mapping[str, Any]
         "values": {k: measured[k] for k in METRICS},
         "tolerances": {k: dataclasses.asdict(TOLERANCES[k]) for k in METRICS},
         "schedule": dataclasses.asdict(schedule),
-        **_provenance(),
+        **provenance(),
         "hardware": {**hardware(), "threads": schedule.threads},  # the threads it ran with
         "wall_s": measured.get("wall_s"),
     }
@@ -408,7 +408,7 @@ def update_baselines(
     """Measure ``methods`` (default: every registered method) with ``schedule`` and rewrite
     their baseline files; return one line per method saying what changed."""
     import methods as _methods  # noqa: F401  (registers every method)
-    from cvbench.run import write_json_atomic
+    from cvbench.provenance import write_json_atomic
     from methods.registry import get_method, list_methods
 
     names = list(methods) if methods is not None else list_methods()

@@ -58,7 +58,7 @@ from cvbench.method_bench import (
     device_slug,
     record_path,
 )
-from cvbench.run import _provenance, write_json_atomic
+from cvbench.provenance import provenance, write_json_atomic
 from datamodules.contract import DataSpec
 from datamodules.datamodule import CompressedVideoDataset, collate
 from datamodules.datasets import VideoItem
@@ -352,7 +352,7 @@ def check_method(
         "device": device_name(device),
         "device_slug": device_slug(device_name(device)),
         "device_memory_gib": round(total_gib, 2) if total_gib else None,
-        **_provenance(),
+        **provenance(),
         "clip": clip,
         "num_classes": NUM_CLASSES,
         "precision": precision,
@@ -718,7 +718,7 @@ def run_gpu_check(
             device=device_name(device),
             device_slug=device_slug(device_name(device)),
             preset=preset,
-            **_provenance(),
+            **provenance(),
         )
         result["loader"] = loader
         if out_dir is not None:

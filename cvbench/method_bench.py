@@ -50,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cvbench.loader_bench import read_args
-from cvbench.run import _provenance, hardware
+from cvbench.provenance import hardware, provenance
 from datamodules.contract import DataSpec, Modality
 from datamodules.datamodule import read_kwargs, spec_arrays
 from datamodules.reader import CompressedVideo
@@ -387,7 +387,7 @@ def bench_method(
         "preset": preset,
         "device": dname,
         "device_slug": device_slug(dname),
-        **_provenance(),
+        **provenance(),
         "hardware": {**hardware(), "cpu_model": cpu_model()},
         "clip": clip or clip_info(video),
         "sampling": _sampling_record(spec, inputs),

@@ -146,7 +146,8 @@ def run_control(
     limit_train_batches: float | int = 1.0,
 ) -> dict[str, Any]:
     """Train and test the control on ``method``'s views; write and return its record."""
-    from cvbench.run import _metrics, _provenance, config_hash, quiet_trainer, write_json_atomic
+    from cvbench.provenance import config_hash, provenance, write_json_atomic
+    from cvbench.trainer import quiet_trainer, test_metrics
     from datamodules.datamodule import CompressedVideoDataModule
     from datamodules.datasets import create_dataset
 
@@ -197,8 +198,8 @@ def run_control(
             "size": spec.size,
             "sampling": spec.sampling.kind.value,
         },
-        **_provenance(),
-        "metrics": _metrics(model),
+        **provenance(),
+        "metrics": test_metrics(model),
         "train_last_epoch": last_epoch,
         **model.parameter_counts(),
         "timings": {"train_s": round(train_s, 2)},

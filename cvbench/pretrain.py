@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvbench.run import config_hash, quiet_trainer
+from cvbench.provenance import config_hash
+from cvbench.trainer import quiet_trainer
 from datamodules.errors import UnknownNameError
 from datamodules.files import share
 from datamodules.synthetic import GENERATOR_VERSION, cache_home

@@ -35,10 +35,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -51,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import numpy as np
 
-from cvbench import __version__
 from cvbench.identity import (
     RunIdentityError,  # noqa: F401  (re-exported: the CLI catches it)
     canonical,
@@ -63,9 +60,17 @@ from cvbench.identity import (
     run_identity,
     weights_fingerprint,
 )
+from cvbench.provenance import (  # noqa: F401  (re-exported: callers of cvbench.run)
+    code_version,
+    config_hash,
+    hardware,
+    write_json_atomic,
+)
+from cvbench.provenance import provenance as _provenance
 from cvbench.scores import SUFFIX as SCORES_SUFFIX
 from cvbench.scores import scores_frame, write_scores
-from datamodules.encode import write_json_atomic as _write_json_atomic
+from cvbench.trainer import quiet_trainer  # noqa: F401  (re-exported)
+from cvbench.trainer import test_metrics as _metrics
 from datamodules.errors import CvbenchError
 
 if TYPE_CHECKING:
@@ -119,48 +124,6 @@ class RunSpec:
     limit_train_batches: float | int = 1.0
     limit_test_batches: float | int = 1.0
     progress: bool = True
-
-
-def config_hash(data: dict[str, Any]) -> str:
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def code_version() -> str:
-    """The package version and, inside a git checkout, the commit (with -dirty)."""
-    try:
-        here = Path(__file__).resolve().parent.parent
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return f"{__version__}+{out}" if out else __version__
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-
-
-def hardware() -> dict[str, Any]:
-    import torch
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["gpu_count"] = torch.cuda.device_count()
-    return info
-
-
-def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
-    """A record file: JSON with 2-space indents, written atomically (the data layer's writer)."""
-    _write_json_atomic(path, record, indent=2)
 
 
 def run_id(spec: RunSpec, chash: str) -> str:
@@ -403,27 +366,6 @@ def _read_metadata(path: Path) -> tuple[dict[str, Any], int]:
     except Exception as exc:  # noqa: BLE001  (any unreadable file is reported as such)
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
     return dict(checkpoint.get(CHECKPOINT_KEY) or {}), _trained_epochs(checkpoint)
-
-
-def _metrics(model: BaseMethod) -> dict[str, Any]:
-    results = model.test_results
-    return {
-        "top1": results.get("top1"),
-        "top5": results.get("top5"),
-        "mean_class": results.get("mean_class"),
-        "test_videos": results.get("videos"),
-        "views_per_video": results.get("views_per_video"),
-    }
-
-
-def _provenance(version: str | None = None) -> dict[str, Any]:
-    """Which code made a record (``version``: :func:`code_version`, asked for when not
-    given), when and on what."""
-    return {
-        "code_version": version or code_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "hardware": hardware(),
-    }
 
 
 def _results(model: BaseMethod) -> dict[str, Any]:
@@ -790,23 +732,6 @@ def _settings(spec: RunSpec, trainer: L.Trainer) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "logger": spec.logger,
     }
-
-
-def quiet_trainer(max_epochs: int, progress: bool, **options: Any) -> L.Trainer:
-    """One-process CPU Trainer with no logger, checkpoints or validation, for the side jobs
-    that train something other than a benchmark run (synthetic pretraining, controls)."""
-    return L.Trainer(
-        max_epochs=max_epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        **options,
-    )
 
 
 class CheckpointError(CvbenchError, ValueError):

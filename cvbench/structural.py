@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cvbench.reported import DEFAULT_PATH, ReportedRow, ReportedTables, load_reported
+from cvbench.report.reported import DEFAULT_PATH, ReportedRow, ReportedTables, load_reported
 
 Quantity = Literal["tunable_params", "total_params", "gflops"]
 # relative tolerance per quantity, before widening to the printed precision

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from cvbench.cli import main
+from cvbench.provenance import write_json_atomic
 from cvbench.records import load_gpu_records
-from cvbench.run import write_json_atomic
 from cvbench.tables import check_tables, gpu_table, load_inputs, render_all, to_csv, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from cvbench.cli import main
+from cvbench.provenance import write_json_atomic
 from cvbench.records import load_records, pick_latest
-from cvbench.run import write_json_atomic
+from cvbench.report.papers import OUR_METHODS
 from cvbench.tables import (
     chance_p_value,
     check_tables,
@@ -340,12 +341,12 @@ def test_reproduced_vs_reported_difference(tmp_path: Path, runs: Path):
     assert "| documented gap [1] |" in md and "CLIP towers twice |" not in md
     # methods without a cost record: one row each, in registry order after tcar's
     others = [(r["Method"], r["Verdict"]) for r in rows if r["Method"] != "tcar"]
-    assert [m for m, _ in others] == ["cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert [m for m, _ in others] == [m for m in OUR_METHODS if m != "tcar"]
     assert all(v.startswith("no cost record [") for _, v in others)
 
     by_method = {r["Method"]: r for r in read_csv(out / "synthetic.csv")}
     # one row per registered method: the papers' five, then the baselines
-    assert list(by_method) == ["tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert list(by_method) == list(OUR_METHODS)
     assert by_method["stm"]["Top-1 (%)"] == "48.0"
     assert by_method["stm"]["Tunable params (M)"] == "1.000"
     assert by_method["tcar"]["Top-1 (%)"] == "n/a"  # no synthetic run
@@ -561,7 +562,7 @@ def test_synthetic_rows_weights_marks_and_the_records_chosen(tmp_path: Path):
     render_all(runs, REPORTED, tmp_path / "tables")
 
     rows = {r["Method"]: r for r in read_csv(tmp_path / "tables" / "synthetic.csv")}
-    assert list(rows) == ["tcar", "cvpt", "meaci", "stm", "tpclip", "coviar", "iframe"]
+    assert list(rows) == list(OUR_METHODS)  # the papers' methods, then the baselines
     assert rows["tcar"]["Weights"] == "synthetic CLIP"
     assert rows["tpclip"]["Weights"] == "real.pt"
     assert rows["stm"]["Weights"] == "none (random)"
@@ -664,7 +665,7 @@ def test_figures_are_written(tmp_path: Path, runs: Path):
 
 
 def test_the_synthetic_panel_has_our_tiny_points_chance_and_apart_labels(tmp_path: Path):
-    from cvbench.figures import _place_labels, accuracy_points, chance_by_dataset, plt
+    from cvbench.report.figures import accuracy_points, chance_by_dataset, place_labels, plt
 
     runs = tmp_path / "runs"
     data = {"data": {"num_classes": 10}}
@@ -687,7 +688,7 @@ def test_the_synthetic_panel_has_our_tiny_points_chance_and_apart_labels(tmp_pat
     ax.set_xscale("log")
     fig.tight_layout()
     fig.canvas.draw()
-    _place_labels(fig, ax, ours, [p.method for p in ours])
+    place_labels(fig, ax, ours, [p.method for p in ours])
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in ax.texts]
     plt.close(fig)
@@ -714,11 +715,44 @@ def test_the_committed_records_render(tmp_path: Path):
 
 
 def test_chance_p_value_is_the_binomial_tail():
-    record = {"metrics": {"top1": 0.12, "test_videos": 50}}
+    record = (0.12, 50)  # (top-1, test videos) of one record
     # P(X >= 6), X ~ Binomial(50, 0.1): 1 - sum_{i<6} C(50, i) 0.1^i 0.9^(50-i)
     expected = 1 - sum(math.comb(50, i) * 0.1**i * 0.9 ** (50 - i) for i in range(6))
     assert chance_p_value([record], 10) == pytest.approx(expected)
     assert chance_p_value([record], 10) == pytest.approx(0.3839, abs=1e-4)
     assert chance_p_value([record, record], 10) < chance_p_value([record], 10)  # 12 of 100
-    assert chance_p_value([{"metrics": {"top1": None, "test_videos": 50}}], 10) is None
+    assert chance_p_value([(None, 50)], 10) is None
     assert p_value_cell(1e-5) == "<0.001" and p_value_cell(None) == "n/a"
+
+
+def test_run_records_are_typed_once_when_loaded(tmp_path):
+    runs = tmp_path / "runs"
+    data = {"num_classes": 10, "videos_per_class": 5}
+    write(runs, "a.json", run_record("stm", top1=0.48, shots=4, seed=2, data=data))
+    write(runs, "c.json", tcar_cost())
+    records = load_records(runs)
+    run = records.runs[0].run
+    assert (run.method, run.preset, run.dataset, run.split, run.seed, run.shots) == (
+        "stm",
+        "tiny",
+        "synthetic",
+        1,
+        2,
+        4,
+    )
+    assert (run.top1, run.num_classes, run.has_data) == (0.48, 10, True)
+    with pytest.raises(ValueError, match="a cost record, not a run"):
+        _ = records.costs[0].run
+
+
+def test_the_figure_names_the_five_papers_methods_and_marks_tiny_runs():
+    from cvbench.report.figures import accuracy_points
+    from cvbench.report.papers import PAPERS_TABLE
+
+    points = accuracy_points(load_inputs(RUNS, REPORTED))
+    for dataset in ("ucf101", "hmdb51"):
+        named = {p.method: p.label for p in points if p.dataset == dataset and p.paper and p.label}
+        assert set(named) == {paper.method for paper in PAPERS_TABLE}
+        assert named["stm"] == "Scalable STM*" and named["tcar"] == "TCAR-Net"  # *: our GMACs
+    ours = [p for p in points if p.paper is None]
+    assert ours and all(p.custom == (p.preset != "paper") for p in ours)

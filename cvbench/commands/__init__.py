@@ -15,6 +15,8 @@ import sys
 from contextlib import AbstractContextManager
 from typing import Any
 
+import yaml
+
 
 def print_json(data: Any, **options: Any) -> None:
     """``data`` as indented JSON on stdout (paths and dates as their ``str``)."""
@@ -37,6 +39,22 @@ def json_stdout(as_json: bool) -> AbstractContextManager[Any]:
 
 
 # ------------------------------------------------------------------ argument checks
+
+
+def parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``key=value`` items (dotted keys nest, values parsed as YAML) as a dict; a one-line
+    exit naming ``flag`` for an item without ``=``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"{flag} {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        target = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = yaml.safe_load(value)
+    return out
 
 
 def check_rate(value: float | None, flag: str) -> float | None:

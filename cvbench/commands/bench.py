@@ -145,7 +145,7 @@ def run_method(args: argparse.Namespace) -> int:
         resolve_device,
         torch_threads,
     )
-    from cvbench.run import write_json_atomic
+    from cvbench.provenance import write_json_atomic
     from datamodules.errors import VideoError
     from methods.registry import list_methods
 

@@ -156,8 +156,8 @@ def _benchmark(args: argparse.Namespace, names: list[str]) -> tuple[bool, str]:
 
 
 def _tables(args: argparse.Namespace) -> tuple[bool, str]:
-    from cvbench.reported import ReportedError, ReportedWarning
-    from cvbench.tables import check_tables
+    from cvbench.report.render import check_tables
+    from cvbench.report.reported import ReportedError, ReportedWarning
 
     try:
         with warnings.catch_warnings():

@@ -62,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvbench.commands.run import _parse_set
+    from cvbench.commands import parse_set
     from cvbench.pixel_control import CONTROLS_DIR, run_control  # Lightning: seconds
     from cvbench.runsettings import check_count
 
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
         record = run_control(
             args.method,
             preset=args.preset,
-            overrides=_parse_set(args.set),
+            overrides=parse_set(args.set),
             dataset=args.dataset,
             root=args.root,
             split=args.split,
-            dataset_options=_parse_set(args.dataset_option, "--dataset-option"),
+            dataset_options=parse_set(args.dataset_option, "--dataset-option"),
             epochs=args.epochs,
             lr=args.lr,
             batch_size=args.batch_size,

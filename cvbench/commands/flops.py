@@ -103,7 +103,7 @@ def _save(costs: list[dict], runs_dir: str) -> int:
     """Write one cost record per cost; 1 when a comparison could not be made."""
     from datetime import UTC, datetime
 
-    from cvbench.run import code_version, write_json_atomic
+    from cvbench.provenance import code_version, write_json_atomic
     from cvbench.structural import compare_cost, cost_record, cost_record_path
 
     version = code_version()

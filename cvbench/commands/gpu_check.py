@@ -163,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import methods  # noqa: F401  (registers every method)
-    from cvbench.commands import print_json
-    from cvbench.commands.run import _parse_set
+    from cvbench.commands import parse_set, print_json
     from cvbench.gpu_check import LOADER_DATASET, run_gpu_check
     from cvbench.loader_bench import synthetic_video
     from cvbench.method_bench import resolve_device
@@ -205,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         loader_dataset = {
             **LOADER_DATASET,
-            **_parse_set(args.loader_dataset_option, "--loader-dataset-option"),
+            **parse_set(args.loader_dataset_option, "--loader-dataset-option"),
         }
     except SystemExit as exc:
         return _error(str(exc))

@@ -213,7 +213,7 @@ def parse_workers(text: str, cpu_count: int | None = None) -> list[int]:
 def run_throughput(args: argparse.Namespace) -> int:
     # torch, Lightning and the methods take seconds to import: only this mode pays for them
     import methods  # noqa: F401  (registers the methods)
-    from cvbench.commands.run import _parse_set
+    from cvbench.commands import parse_set
     from cvbench.loader_throughput import method_spec, sweep, workers_needed
     from datamodules.datasets import list_datasets
     from methods.registry import list_methods
@@ -238,7 +238,7 @@ def run_throughput(args: argparse.Namespace) -> int:
     if args.dataset not in list_datasets():
         return _error(f"unknown dataset {args.dataset!r}; known: {', '.join(list_datasets())}")
     try:
-        options = _parse_set(args.dataset_option, "--dataset-option")
+        options = parse_set(args.dataset_option, "--dataset-option")
     except SystemExit as exc:  # the shared parser's message for a missing '='
         return _error(str(exc))
 

@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import methods  # noqa: F401  (registers the methods)
-    from cvbench.commands.run import _parse_set
+    from cvbench.commands import parse_set
     from cvbench.pretrain import RECIPES, manifest, synthetic_weights
     from methods.registry import get_method
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = {}
     for name in names:
-        config = get_method(name).make_config(args.preset, _parse_set(args.set), "--set")
+        config = get_method(name).make_config(args.preset, parse_set(args.set), "--set")
         made = synthetic_weights(name, config, progress=not args.no_progress)
         info = manifest(made)
         out[name] = {"paths": made, **info}

@@ -70,11 +70,10 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from cvbench import runsettings as rs
 from cvbench.commands import batch_limit, check_rate, json_stdout, print_error, print_json
-from cvbench.records import RUNS_DIR
+from cvbench.commands import parse_set as _parse_set
+from cvbench.report.records import RUNS_DIR
 from datamodules.datasets import list_datasets
 from datamodules.errors import CvbenchError
 
@@ -85,20 +84,6 @@ if TYPE_CHECKING:
 # that resolve and train import them, so that `cvbench run --help` starts at once.
 
 ALL = "all"  # --method value that runs every registered method
-
-
-def _parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"{flag} {item!r}: expected key=value")
-        key, value = item.split("=", 1)
-        target = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = yaml.safe_load(value)
-    return out
 
 
 def add_device_options(p: argparse.ArgumentParser, num_nodes: bool) -> None:

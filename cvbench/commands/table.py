@@ -16,7 +16,7 @@ LaTeX under ``results/tables/``:
 and two figures (accuracy vs GFLOPs, timing bars) as PNG and PDF under ``results/figures/``.
 The same inputs give byte-identical tables. ``--check`` regenerates into a temporary folder
 and compares the tables (not the figures) with the committed ones: exit status 1, with a
-diff excerpt naming the file, when they differ. Rules: ``cvbench/tables.py``.
+diff excerpt naming the file, when they differ. Rules: ``cvbench/report/tables/``.
 """
 
 from __future__ import annotations
@@ -75,8 +75,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from cvbench.reported import ReportedError, ReportedWarning
-    from cvbench.tables import build_tables, check_tables, load_inputs, write_table
+    from cvbench.report.inputs import load_inputs
+    from cvbench.report.render import build_tables, check_tables
+    from cvbench.report.reported import ReportedError, ReportedWarning
+    from cvbench.report.writers import write_table
 
     if not Path(args.reported).is_file():
         print(f"{_PROG}: --reported {args.reported}: no such file", file=sys.stderr)
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         write_table(table, args.out)
         print(f"  {table.name:12s} {table.n_rows:4d} rows  ({table.name}.md .csv .tex)")
     if not args.no_figures:
-        from cvbench.figures import render_figures
+        from cvbench.report.figures import render_figures
 
         figures = render_figures(inputs, args.figures)
         print(f"figures written to {args.figures}: " + ", ".join(p.name for p in figures))

@@ -24,10 +24,9 @@ from __future__ import annotations
 import argparse
 
 from cvbench import runsettings as rs
-from cvbench.commands import batch_limit, json_stdout, print_error, print_json
+from cvbench.commands import batch_limit, json_stdout, parse_set, print_error, print_json
 from cvbench.commands.run import (
     LIMIT_HELP,
-    _parse_set,
     add_device_options,
     parse_devices,
     print_record,
@@ -133,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
         dataset_options=(
             None
             if args.dataset_option is None
-            else _parse_set(args.dataset_option, "--dataset-option")
+            else parse_set(args.dataset_option, "--dataset-option")
         ),
-        overrides=_parse_set(args.set),
+        overrides=parse_set(args.set),
         batch_size=args.batch_size,
         num_workers=workers,
         accelerator=args.accelerator,

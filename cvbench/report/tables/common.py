@@ -1,0 +1,250 @@
+"""What several tables (and the accuracy figure) share: accuracy over splits and seeds, the
+anchor row of a paper table, our cost at the anchor's counting, verdicts and cells.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cvbench.report.classify import weights as weight_files
+from cvbench.report.format import MAIN_DATASETS, SPLITS, fixed, percent
+from cvbench.report.inputs import Inputs, table_key
+from cvbench.report.papers import PAPER_METHOD
+from cvbench.report.records import (
+    Record,
+    parse_source,
+)
+from cvbench.report.reported import (
+    ReportedRow,
+    ReportedTables,
+    TableInfo,
+    is_number,
+)
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+@dataclass(frozen=True)
+class SplitAccuracy:
+    """Top-1 (and mean-class) over the splits that were run, each split's seeds averaged."""
+
+    top1: float  # fraction 0-1
+    mean_class: float | None  # fraction 0-1
+    label: str  # "mean of 3 splits" or "split N only"
+    records: tuple[Record, ...]
+    seeds: int = 1  # seeds per split (the fewest of the splits used)
+    std: float | None = None  # std over seeds of top1 (fraction), where 2+ seeds on each split
+
+    @property
+    def is_mean(self) -> bool:
+        return self.label.startswith("mean")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def accuracy_over_splits(by_split: dict[int, list[Record]]) -> SplitAccuracy | None:
+    """Mean over splits 1-3 when all three exist, else the lowest split run ("split N only");
+    None without runs. Several seeds of a split: their mean; the std is over the seeds (of
+    their mean over the splits) when every split used has the same 2+ seeds."""
+    if not any(by_split.values()):
+        return None
+    if all(by_split.get(s) for s in SPLITS):
+        used = SPLITS
+        label = f"mean of {len(SPLITS)} splits"
+    else:
+        used = (min(s for s, runs in by_split.items() if runs),)
+        label = f"split {used[0]} only"
+    chosen = [by_split[s] for s in used]
+    top1 = _mean([_mean([r.run.top1 for r in runs]) for runs in chosen])
+    classes = [r.run.mean_class for runs in chosen for r in runs]
+    mean_class = None
+    if None not in classes:
+        mean_class = _mean([_mean([r.run.mean_class for r in runs]) for runs in chosen])
+    seeds = min(len(runs) for runs in chosen)
+    seed_sets = {tuple(sorted(r.run.seed for r in runs)) for runs in chosen}
+    std = None
+    if len(seed_sets) == 1 and seeds >= 2:
+        per_seed = [
+            _mean([next(r for r in runs if r.run.seed == seed).run.top1 for runs in chosen])
+            for seed in next(iter(seed_sets))
+        ]
+        centre = _mean(per_seed)
+        std = math.sqrt(sum((x - centre) ** 2 for x in per_seed) / (len(per_seed) - 1))
+    records = tuple(r for runs in chosen for r in runs)
+    return SplitAccuracy(top1, mean_class, label, records, seeds, std)
+
+
+def accuracy_text(acc: SplitAccuracy | None) -> str:
+    """Top-1 in %, with "± std (n seeds)" over several seeds."""
+    if acc is None:
+        return "n/a"
+    text = percent(acc.top1)
+    if acc.seeds > 1:
+        spread = f" ± {fixed(100 * acc.std, 1)}" if acc.std is not None else ""
+        text += f"{spread} ({acc.seeds} seeds)"
+    return text
+
+
+def main_table_infos(reported: ReportedTables) -> list[TableInfo]:
+    """Paper tables of kind main/cost with an HMDB51 or UCF101 column, in paper order."""
+    infos = []
+    for info in reported.tables:
+        if info.kind not in ("main", "cost"):
+            continue
+        rows = reported.rows_in(info.paper, info.table)
+        if any(d in row.accuracy for row in rows for d in MAIN_DATASETS):
+            infos.append(info)
+    return sorted(infos, key=lambda i: table_key(i.paper, i.table))
+
+
+def _comparisons(cost: Record | None, quantity: str) -> list[dict[str, Any]]:
+    if cost is None:
+        return []
+    return [c for c in cost["comparison"] if c["quantity"] == quantity]
+
+
+def _views_product(text: str | None) -> int | None:
+    numbers = [int(n) for n in re.findall(r"\d+", text or "")]
+    return math.prod(numbers) if numbers else None
+
+
+def anchor_row(
+    inputs: Inputs, info: TableInfo, rows: Sequence[ReportedRow]
+) -> tuple[ReportedRow | None, str]:
+    """The paper's own row our reproduced row goes under, and why it was chosen.
+
+    1. a row that a comparison entry of the method's paper-preset cost record names;
+    2. else the own row that best matches the cost record's sampling (frames per view equal
+       to ``positions_per_view`` and clips x crops equal to ``views``), ties by printed order;
+    3. else the first own row in printed order.
+    """
+    own = PAPER_METHOD.get(info.paper)
+    candidates = [r for r in rows if own is not None and r.our_method == own]
+    if not candidates:
+        return None, ""
+    cost = inputs.cost(own)
+    if cost is not None:
+        for entry in cost["comparison"]:
+            named = parse_source(entry["source"])
+            for row in candidates:
+                if named == (info.paper, info.table, row.source.row):
+                    return row, f"{cost.file} compares against it"
+        positions, views = cost.get("positions_per_view"), cost["views"]
+
+        def score(row: ReportedRow) -> int:
+            parts = [p.strip() for p in (row.frames or "").split("+")]
+            frames_match = positions is not None and parts == [str(positions)] * len(parts)
+            return int(frames_match) + int(_views_product(row.views) == views)
+
+        best = max(candidates, key=score)  # max keeps the first of equal scores
+        if score(best) > 0:
+            return best, f"its frames/views match {cost.file}"
+    return candidates[0], "the first of the paper's own rows"
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """Our cost in one paper table's convention."""
+
+    value: float | None  # GMACs, or parameters in millions
+    key: str | None  # the method_cost key it was read from
+    entry: dict[str, Any] | None  # the comparison entry that chose the key, if any
+
+
+def reproduced_cost(
+    inputs: Inputs, method: str, quantity: str, paper: str | None = None, table: str | None = None
+) -> Reproduced:
+    """Our ``quantity`` (gflops, tunable_params, total_params) at the paper preset, counted the
+    way a comparison entry for ``paper``/``table`` says (ours_key): an entry naming that table
+    first, then one naming the same paper, then our own key (GMACs per view, complete count;
+    parameter counts)."""
+    cost = inputs.cost(method)
+    if cost is None:
+        return Reproduced(None, None, None)
+    entries = _comparisons(cost, quantity)
+    parsed = [(parse_source(e["source"]), e) for e in entries]
+    entry = next((e for p, e in parsed if p and p[:2] == (paper, table)), None)
+    entry = entry or next((e for p, e in parsed if p and p[0] == paper), None)
+    default = {"gflops": "gmacs_per_view"}.get(quantity, quantity)
+    key = entry["ours_key"] if entry else default
+    value = cost.get(key)
+    if isinstance(value, dict):  # a paper convention: {"gmacs": ..., "explanation": ...}
+        value = value.get("gmacs")
+    if is_number(value):
+        value = value if quantity == "gflops" else value / 1e6  # parameter counts -> millions
+    elif value is not None and not isinstance(value, dict):  # NaN, inf, a string: not shown
+        value = None
+    elif entry:  # the cost record lacks the key: the comparison's own number
+        value = entry["ours"] / comparison_scale(cost, entry)
+    else:
+        value = None
+    return Reproduced(value, key, entry)
+
+
+def comparison_scale(cost: Record, entry: dict[str, Any]) -> float:
+    """What a comparison entry's ``reported``/``ours`` are divided by for display: 1 for
+    GFLOPs; for parameters 1e6 (counts, the unit of ``method_cost``), or 1 where ``ours``
+    is already in millions (``cost[ours_key]`` is 1e6 times it)."""
+    if entry["quantity"] == "gflops":
+        return 1.0
+    count = cost.get(entry["ours_key"])
+    if (
+        isinstance(count, int | float)
+        and entry["ours"]
+        and math.isclose(count, entry["ours"] * 1e6, rel_tol=1e-6)
+    ):
+        return 1.0
+    return 1e6
+
+
+def verdict(entry: dict[str, Any]) -> str:
+    """``ok`` within tolerance, ``gap: <reason>`` outside it with a documented reason, else FAIL."""
+    if entry["within_tolerance"]:
+        return "ok"
+    return f"gap: {entry['gap']}" if entry.get("gap") else "FAIL"
+
+
+def weights_cell(records: Iterable[Record]) -> str:
+    """The weights the runs started from: ``synthetic CLIP`` where a record has a
+    ``synthetic_pretraining`` mapping, else the file names of the real weights its
+    ``weights`` (format 1: ``pretrained``) list names, ``none (random)`` when every option is off, ``n/a`` without
+    records or a ``pretrained`` list."""
+    records = list(records)
+    if any(r.run.synthetic_pretraining is not None for r in records):
+        return "synthetic CLIP"
+    weights = sorted(
+        {str(file) for r in records for _, file in (weight_files(r) or []) if file is not None}
+    )
+    if not weights:
+        return "n/a"
+    shown = sorted({Path(w).name for w in weights if w != "none"})
+    return ", ".join(shown) if shown else "none (random)"
+
+
+def source_files(records: Iterable[Record]) -> str:
+    """The record files behind a row, sorted and joined (its CSV ``Sources`` cell)."""
+    return "; ".join(sorted({r.file for r in records}))
+
+
+def reported_source(row: Any) -> str:
+    """The reported.yaml entry behind a row (its CSV ``Sources`` cell)."""
+    s = row.source
+    return f"reported.yaml: {s.paper} {s.table} row {s.row}"
+
+
+def method_cell(row: ReportedRow) -> str:
+    """A reported row's method, with its variant where the name does not already say it."""
+
+    def norm(text: str) -> str:
+        return re.sub(r"[\s/_-]", "", text.lower())
+
+    if row.variant and norm(row.variant) not in norm(row.method):
+        return f"{row.method} ({row.variant})"
+    return row.method
