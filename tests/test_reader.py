@@ -185,15 +185,18 @@ def test_directory(tmp_path: Path) -> None:
         CompressedVideo(tmp_path)
 
 
-def test_truncated_stream_is_reported_when_touched(tmp_path: Path, real_video: Path) -> None:
+def test_truncated_stream_is_refused_when_opened(tmp_path: Path, real_video: Path) -> None:
+    """A raw stream cut inside its last frame splits like an intact one: the last frame
+    is decoded when the file is opened, so the cut is found before any sample."""
     path = tmp_path / "cut.m4v"
     shutil.copy(real_video, path)
+    size = path.stat().st_size - 3000
     with open(path, "r+b") as fh:
-        fh.truncate(path.stat().st_size - 3000)
-    video = CompressedVideo(path)
-    video.read(pframes=[5])  # the intact part still serves samples
-    with pytest.raises(VideoError, match=r"cut\.m4v: decoding frame \d+ failed"):
-        video.read(pframes=[video.num_frames - 1])
+        fh.truncate(size)
+    with pytest.raises(
+        VideoError, match=rf"cut\.m4v: truncated at byte {size}\? frame 249, the last, does not"
+    ):
+        CompressedVideo(path)
 
 
 def test_h264_is_refused_with_a_pointer_to_prepare() -> None:
