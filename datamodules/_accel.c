@@ -349,11 +349,221 @@ fail:
     return NULL;
 }
 
+/*
+ * yuv420p_rgb24(y, u, v, y_stride, u_stride, v_stride, out, height, width)
+ * A decoded 4:2:0 picture (limited range, BT.601) to packed RGB24 (height, width, 3),
+ * written row by row straight into `out` (every column: no SIMD tail is left out).
+ * The arithmetic is swscale's unscaled yuv2rgb in 16.16 fixed point, with the
+ * coefficients of FFmpeg's ff_yuv2rgb_coeffs for ITU-R BT.601 (crv 104597, cbu 132201,
+ * cgu 25675, cgv 53279) and luma scaled by 255/219 (76309), rounded to nearest; chroma
+ * is the nearest sample (each one covers 2x2 pixels), as in swscale's unscaled path.
+ * datamodules/accumulate.py: yuv420p_rgb24_numpy is the reference.
+ */
+#define YUV_CY 76309
+#define YUV_CRV 104597
+#define YUV_CBU 132201
+#define YUV_CGU 25675
+#define YUV_CGV 53279
+
+static inline uint8_t clamp_u8(int32_t v) { return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+
+/* One chroma row's terms, expanded to full width (x -> chroma x / 2); `half` holds
+   3 x (width + 1) / 2 int32 of scratch. Two loops, both vectorised by the compiler. */
+HOT static void chroma_terms(const uint8_t *restrict u, const uint8_t *restrict v, int32_t *restrict rv,
+                             int32_t *restrict gu, int32_t *restrict bu, int32_t *restrict half,
+                             int width) {
+    int cw = (width + 1) / 2;
+    int32_t *hr = half, *hg = half + cw, *hb = half + 2 * cw;
+    for (int i = 0; i < cw; i++) {
+        int32_t cu = (int32_t)u[i] - 128, cv = (int32_t)v[i] - 128;
+        hr[i] = YUV_CRV * cv;
+        hg[i] = -YUV_CGU * cu - YUV_CGV * cv;
+        hb[i] = YUV_CBU * cu;
+    }
+    for (int i = 0; i < width / 2; i++) {
+        rv[2 * i] = rv[2 * i + 1] = hr[i];
+        gu[2 * i] = gu[2 * i + 1] = hg[i];
+        bu[2 * i] = bu[2 * i + 1] = hb[i];
+    }
+    if (width & 1) {
+        rv[width - 1] = hr[cw - 1];
+        gu[width - 1] = hg[cw - 1];
+        bu[width - 1] = hb[cw - 1];
+    }
+}
+
+/* One row to planar R, G, B (vectorised by the compiler: no interleaved stores). */
+HOT static void yuv_row_planar(const uint8_t *restrict y, const int32_t *restrict rv,
+                               const int32_t *restrict gu, const int32_t *restrict bu, uint8_t *restrict r,
+                               uint8_t *restrict g, uint8_t *restrict b, int width) {
+    for (int x = 0; x < width; x++) {
+        int32_t yy = ((int32_t)y[x] - 16) * YUV_CY + (1 << 15);
+        r[x] = clamp_u8((yy + rv[x]) >> 16);
+        g[x] = clamp_u8((yy + gu[x]) >> 16);
+        b[x] = clamp_u8((yy + bu[x]) >> 16);
+    }
+}
+
+static void interleave_scalar(const uint8_t *r, const uint8_t *g, const uint8_t *b, uint8_t *o, int from,
+                              int width) {
+    for (int x = from; x < width; x++) {
+        o[3 * x] = r[x];
+        o[3 * x + 1] = g[x];
+        o[3 * x + 2] = b[x];
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* 16 pixels of planar R, G, B -> 48 bytes RGBRGB..., three byte shuffles per output vector. */
+__attribute__((target("ssse3"))) static void interleave_ssse3(const uint8_t *r, const uint8_t *g,
+                                                              const uint8_t *b, uint8_t *o, int width) {
+    /* output byte k of 48 is channel k % 3 of pixel k / 3; -1 (0x80 set) writes a zero */
+    static const int8_t m[3][3][16] = {
+        {{0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1, 5},
+         {-1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1},
+         {-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1}},
+        {{-1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10, -1},
+         {5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10},
+         {-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1}},
+        {{-1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1, -1},
+         {-1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1},
+         {10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15}},
+    };
+    __m128i mr[3], mg[3], mb[3];
+    for (int v = 0; v < 3; v++) {
+        mr[v] = _mm_loadu_si128((const __m128i *)m[v][0]);
+        mg[v] = _mm_loadu_si128((const __m128i *)m[v][1]);
+        mb[v] = _mm_loadu_si128((const __m128i *)m[v][2]);
+    }
+    int x = 0;
+    for (; x + 16 <= width; x += 16) {
+        __m128i vr = _mm_loadu_si128((const __m128i *)(r + x));
+        __m128i vg = _mm_loadu_si128((const __m128i *)(g + x));
+        __m128i vb = _mm_loadu_si128((const __m128i *)(b + x));
+        for (int v = 0; v < 3; v++) {
+            __m128i out = _mm_or_si128(
+                _mm_or_si128(_mm_shuffle_epi8(vr, mr[v]), _mm_shuffle_epi8(vg, mg[v])),
+                _mm_shuffle_epi8(vb, mb[v]));
+            _mm_storeu_si128((__m128i *)(o + 3 * x + 16 * v), out);
+        }
+    }
+    interleave_scalar(r, g, b, o, x, width);
+}
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* yuv_row_planar, 16 pixels at a time: int32 lanes as in the scalar loop, and the clamp
+   to 0..255 done by the saturating packs (int32 -> int16 -> uint8), which is exact. */
+__attribute__((target("avx2"))) static void yuv_row_planar_avx2(
+    const uint8_t *restrict y, const int32_t *restrict rv, const int32_t *restrict gu,
+    const int32_t *restrict bu, uint8_t *restrict r, uint8_t *restrict g, uint8_t *restrict b,
+    int width) {
+    const __m256i cy = _mm256_set1_epi32(YUV_CY), off = _mm256_set1_epi32(-16 * YUV_CY + (1 << 15));
+    int x = 0;
+    for (; x + 16 <= width; x += 16) {
+        __m128i y16 = _mm_loadu_si128((const __m128i *)(y + x));
+        __m256i y0 = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvtepu8_epi32(y16), cy), off);
+        __m256i y1 = _mm256_add_epi32(
+            _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(y16, 8)), cy), off);
+        const int32_t *terms[3] = {rv, gu, bu};
+        uint8_t *outs[3] = {r, g, b};
+        for (int c = 0; c < 3; c++) {
+            __m256i lo = _mm256_srai_epi32(
+                _mm256_add_epi32(y0, _mm256_loadu_si256((const __m256i *)(terms[c] + x))), 16);
+            __m256i hi = _mm256_srai_epi32(
+                _mm256_add_epi32(y1, _mm256_loadu_si256((const __m256i *)(terms[c] + x + 8))), 16);
+            /* packs works per 128-bit lane: [lo0-3 hi0-3 | lo4-7 hi4-7] -> [lo0-7 | hi0-7] */
+            __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
+            __m128i q = _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            _mm_storeu_si128((__m128i *)(outs[c] + x), q);
+        }
+    }
+    if (x < width) yuv_row_planar(y + x, rv + x, gu + x, bu + x, r + x, g + x, b + x, width - x);
+}
+#endif
+
+static void row_planar(const uint8_t *y, const int32_t *rv, const int32_t *gu, const int32_t *bu,
+                       uint8_t *r, uint8_t *g, uint8_t *b, int width) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) {
+        yuv_row_planar_avx2(y, rv, gu, bu, r, g, b, width);
+        return;
+    }
+#endif
+    yuv_row_planar(y, rv, gu, bu, r, g, b, width);
+}
+
+static void interleave(const uint8_t *r, const uint8_t *g, const uint8_t *b, uint8_t *o, int width) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (__builtin_cpu_supports("ssse3")) {
+        interleave_ssse3(r, g, b, o, width);
+        return;
+    }
+#endif
+    interleave_scalar(r, g, b, o, 0, width);
+}
+
+static PyObject *yuv420p_rgb24(PyObject *self, PyObject *args) {
+    PyObject *y_obj, *u_obj, *v_obj, *out_obj;
+    Py_ssize_t ys, us, vs;
+    int height, width;
+    if (!PyArg_ParseTuple(args, "OOOnnnOii", &y_obj, &u_obj, &v_obj, &ys, &us, &vs, &out_obj, &height,
+                          &width))
+        return NULL;
+    if (height <= 0 || width <= 0 || ys < width || us < (width + 1) / 2 || vs < (width + 1) / 2) {
+        PyErr_SetString(PyExc_ValueError, "yuv420p_rgb24: bad size or stride");
+        return NULL;
+    }
+    int ch = (height + 1) / 2, cw = (width + 1) / 2;
+    Py_buffer yb, ub = {0}, vb = {0}, ob = {0};
+    if (get_buffer(y_obj, &yb, 0, ys * (height - 1) + width, "y") < 0) return NULL;
+    if (get_buffer(u_obj, &ub, 0, us * (ch - 1) + cw, "u") < 0) goto fail;
+    if (get_buffer(v_obj, &vb, 0, vs * (ch - 1) + cw, "v") < 0) goto fail;
+    if (get_buffer(out_obj, &ob, 1, (Py_ssize_t)height * width * 3, "out") < 0) goto fail;
+    /* chroma terms of the current chroma row (3 x width int32), their half-width scratch
+       (3 x cw int32), then one planar RGB row (3 x width bytes) */
+    int32_t *terms = PyMem_RawMalloc(((size_t)width + cw) * 3 * sizeof(int32_t) + (size_t)width * 3);
+    if (terms == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    {
+        const uint8_t *yp = yb.buf, *up = ub.buf, *vp = vb.buf;
+        uint8_t *op = ob.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (int row = 0; row < height; row++) {
+            if ((row & 1) == 0)
+                chroma_terms(up + (row >> 1) * us, vp + (row >> 1) * vs, terms, terms + width,
+                             terms + 2 * width, terms + 3 * width, width);
+            uint8_t *planar = (uint8_t *)(terms + 3 * (width + cw));
+            row_planar(yp + row * ys, terms, terms + width, terms + 2 * width, planar,
+                       planar + width, planar + 2 * width, width);
+            interleave(planar, planar + width, planar + 2 * width, op + (Py_ssize_t)row * width * 3,
+                       width);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyMem_RawFree(terms);
+    PyBuffer_Release(&yb);
+    PyBuffer_Release(&ub);
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&ob);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&yb);
+    if (ub.obj) PyBuffer_Release(&ub);
+    if (vb.obj) PyBuffer_Release(&vb);
+    if (ob.obj) PyBuffer_Release(&ob);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"mpeg4_frames", mpeg4_frames, METH_VARARGS, "Split a raw MPEG-4 Part 2 stream into frames."},
     {"mv_grid", mv_grid, METH_VARARGS, "Paint AVMotionVector records into a quarter-pel MV grid."},
     {"accumulate", accumulate, METH_VARARGS, "One CoViAR accumulation step on quarter-pel source maps."},
     {"compose", compose, METH_VARARGS, "Displacement and residual from a source map."},
+    {"yuv420p_rgb24", yuv420p_rgb24, METH_VARARGS, "Limited-range BT.601 4:2:0 to packed RGB24."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -41,6 +41,7 @@ SUPPORTED_CODECS = ("mpeg4",)  # MPEG-4 Part 2, the format of the five papers
 STRICT_ERR_DETECT = "crccheck+bitstream+buffer+careful+explode"
 
 VOP_START = b"\0\0\1\xb6"  # MPEG-4 Part 2 picture (VOP) start code
+VOL_START = b"\0\0\1\x20"  # the first video object layer header start code
 
 
 @dataclass(frozen=True)
@@ -79,20 +80,39 @@ class Sample:
         }
 
 
+# Colour tags the BT.601 converter stands for: AVColorSpace unspecified, BT470BG and
+# SMPTE170M (all BT.601 to swscale), and any range but JPEG (full).
+_BT601_SPACES = (2, 5, 6)
+_FULL_RANGE = 2
+
+
 def frame_to_rgb(
     frame: av.VideoFrame, reformatter: VideoReformatter | None = None, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """Decoded frame -> (H, W, 3) uint8 RGB with swscale.
+    """Decoded frame -> (H, W, 3) uint8 RGB, written into ``out`` when given.
 
-    Pass a reformatter that lives as long as the work: it keeps swscale's context, which
-    costs about 0.4 ms to set up and 0.1 ms to use on a 340x256 frame (rgb24 writes every
-    column; the bgra/rgba paths can leave the last ones unwritten, see NOTES.md).
+    A limited-range BT.601 4:2:0 frame (what MPEG-4 Part 2 decodes to) is converted by
+    :func:`datamodules.accumulate.yuv420p_rgb24` straight from the decoder's planes into
+    ``out``: swscale's BT.601 coefficients, rounded to nearest, every column written, one
+    thread, no intermediate frame (0.03 ms at 340x256, against 0.05 ms for swscale plus
+    0.02 ms for copying its padded rows). Other frames go through swscale (``reformatter``,
+    kept across calls: its context costs about 0.4 ms to set up).
     """
+    if (
+        frame.format.name == "yuv420p"
+        and frame.colorspace in _BT601_SPACES
+        and frame.color_range != _FULL_RANGE
+    ):
+        if out is None:
+            out = np.empty((frame.height, frame.width, 3), np.uint8)
+        planes = frame.planes
+        strides = (planes[0].line_size, planes[1].line_size, planes[2].line_size)
+        return acc.yuv420p_rgb24(planes, strides, out)
     if reformatter is None:
         rgb = frame.to_ndarray(format="rgb24")
     else:
-        rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-    # rows of a 340-wide frame are padded to 1024 bytes: `rgb` is a view of the padded
+        rgb = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+    # rows of a 340-wide frame are padded to 1056 bytes: `rgb` is a view of the padded
     # frame, copied once, into `out` when the caller has a place for it
     if out is None:
         return np.ascontiguousarray(rgb)
@@ -299,10 +319,15 @@ class CompressedVideo:
         return types, [i for i, p in enumerate(packets) if p.is_keyframe]
 
     def _headers(self) -> bytes:
-        """The stream headers (VOS, VO, VOL) a decoder needs before any picture."""
+        """The stream headers a decoder needs before the last picture: the last VOL
+        header before it (a stream may change them, e.g. two clips joined), else the
+        headers before the first picture."""
         if self._raw is None:
             return self._extradata or b""
-        return self._raw[: self._raw.find(VOP_START)]
+        vol = self._raw.rfind(VOL_START, 0, self._frames[-1][0])  # FFmpeg writes VOL 0x20
+        if vol < 0:
+            return self._raw[: self._raw.find(VOP_START)]
+        return self._raw[vol : self._raw.find(VOP_START, vol)]
 
     def _check_last_frame(self) -> None:
         """Decode the last frame alone, on the stream headers, and raise if it is damaged.

@@ -251,3 +251,60 @@ def test_a_forked_worker_reads_after_the_parent_has_read(tmp_path: Path) -> None
     _read_one(path)  # the parent's reformatter exists now
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_read_one, (path,)).get(timeout=30) >= 1
+
+
+# ---------------------------------------------------------------------- RGB against BT.601
+
+
+def _bt601(yuv: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Independent limited-range BT.601 of PyAV's stacked yuv420p array, in float:
+    Kr 0.299, Kb 0.114, luma 16..235, chroma 16..240, chroma nearest (2x2)."""
+    y = yuv[:height].astype(np.float64)
+    u = yuv[height : height + height // 4 * 1].reshape(height // 2, width // 2)
+    v = yuv[height + height // 4 :].reshape(height // 2, width // 2)
+    u = np.repeat(np.repeat(u.astype(np.float64) - 128, 2, 0), 2, 1) * 255 / 224
+    v = np.repeat(np.repeat(v.astype(np.float64) - 128, 2, 0), 2, 1) * 255 / 224
+    luma = (y - 16) * 255 / 219
+    kr, kb = 0.299, 0.114
+    kg = 1 - kr - kb
+    r = luma + 2 * (1 - kr) * v
+    g = luma - 2 * (1 - kb) * kb / kg * u - 2 * (1 - kr) * kr / kg * v
+    b = luma + 2 * (1 - kb) * u
+    return np.clip(np.round(np.stack([r, g, b], -1)), 0, 255)
+
+
+def test_served_rgb_is_bt601_of_the_decoded_planes_in_every_column(real_video: Path) -> None:
+    """The 340-wide clip (340 = 21 x 16 + 4: a SIMD converter's tail): the last columns and
+    a random sample of every pixel of the served RGB against an independent conversion of
+    the YUV planes PyAV decodes. FFmpeg's fixed-point coefficients round the exact ones:
+    at most 1 level apart."""
+    with av.open(str(real_video)) as container:
+        yuv = [f.to_ndarray() for f in container.decode(video=0)]  # (H * 3 / 2, W) each
+    video = CompressedVideo(real_video)
+    height, width = video.info.height, video.info.width
+    assert width == 340
+    served = video.decode_rgb()
+    rng = np.random.default_rng(0)
+    plan = sorted(rng.choice(video.num_frames, 16, replace=False).tolist())
+    sparse = video.read(rgb=plan, iframes=list(video.gop.gop_starts[:3]))
+    for f in range(video.num_frames):
+        want = _bt601(yuv[f], height, width)
+        got = served[f].astype(np.float64)
+        np.testing.assert_allclose(got[:, -8:], want[:, -8:], atol=1, err_msg=f"frame {f}")
+        ys = rng.integers(0, height, 2000)
+        xs = rng.integers(0, width, 2000)
+        np.testing.assert_allclose(got[ys, xs], want[ys, xs], atol=1, err_msg=f"frame {f}")
+    np.testing.assert_array_equal(sparse.rgb, served[plan])
+    np.testing.assert_array_equal(sparse.iframe, served[list(video.gop.gop_starts[:3])])
+
+
+def test_every_column_is_written_into_a_given_array(real_video: Path) -> None:
+    from datamodules.reader import frame_to_rgb
+
+    video = CompressedVideo(real_video)
+    ((_, frame),) = list(video._decode_range(0, 0, False))
+    reference = frame_to_rgb(frame)
+    for fill in (0, 255):
+        out = np.full_like(reference, fill)
+        assert frame_to_rgb(frame, out=out) is out
+        np.testing.assert_array_equal(out, reference)
