@@ -222,6 +222,9 @@ class CompressedVideo:
         self._extradata: bytes | None = None
         self._fps = 0.0
         self._rgb = _thread_reformatter()  # swscale's context, kept across videos
+        # decoders between uses, by (export_mvs, keyframes_only): opening one costs more
+        # than decoding a small frame, and a DataLoader worker opens a video per sample
+        self._spare: dict[tuple[bool, bool], av.CodecContext] = {}
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(12)
@@ -347,7 +350,8 @@ class CompressedVideo:
         packet_bytes = (payload if last == 0 else self._headers() + payload) or b"\0"
         packet = av.Packet(len(packet_bytes))
         memoryview(packet)[:] = packet_bytes
-        ctx = self._decoder(export_mvs=False)
+        # with MV export: the decoder the first sample of MVs or residuals reuses
+        ctx = self._context(export_mvs=True)
         try:
             frames = ctx.decode(packet)
         except av.FFmpegError as exc:
@@ -356,6 +360,8 @@ class CompressedVideo:
             raise self._damage(last, f"it gave {len(frames)} pictures, not 1")
         if frames[0].is_corrupt:
             raise self._damage(last, "the decoder concealed damaged data")
+        ctx.flush_buffers()
+        self._release(ctx, export_mvs=True)
 
     def _num_packets(self) -> int:
         return len(self._packets) if self._packets is not None else len(self._frames)
@@ -414,6 +420,17 @@ class CompressedVideo:
         if keyframes_only:
             ctx.skip_frame = "NONKEY"
         return ctx
+
+    def _context(self, export_mvs: bool, keyframes_only: bool = False) -> av.CodecContext:
+        """A decoder with these options: a spare one of this video's, else a new one."""
+        ctx = self._spare.pop((export_mvs, keyframes_only), None)
+        return ctx if ctx is not None else self._decoder(export_mvs, keyframes_only)
+
+    def _release(
+        self, ctx: av.CodecContext, export_mvs: bool, keyframes_only: bool = False
+    ) -> None:
+        """Keep a flushed decoder that finished without error for the next read."""
+        self._spare[(export_mvs, keyframes_only)] = ctx
 
     def _decode_range(
         self, first: int, last: int, export_mvs: bool, ctx: av.CodecContext | None = None
@@ -475,7 +492,7 @@ class CompressedVideo:
 
     def iframes(self, frames: Sequence[int]) -> np.ndarray:
         """Decode only the I-frames at ``frames`` (each must be an I-frame): (T, H, W, 3) uint8."""
-        ctx = self._decoder(export_mvs=False, keyframes_only=True)
+        ctx = self._context(export_mvs=False, keyframes_only=True)
         out: np.ndarray | None = None
         decoded: dict[int, np.ndarray] = {}
         for k, f in enumerate(frames):
@@ -487,6 +504,7 @@ class CompressedVideo:
             if out is None:
                 out = np.empty((len(frames), *decoded[f].shape), np.uint8)
             out[k] = decoded[f]
+        self._release(ctx, export_mvs=False, keyframes_only=True)
         if out is None:  # no frame asked for
             height, width = self.info.height, self.info.width
             out = np.empty((0, height, width, 3), np.uint8)
@@ -545,7 +563,7 @@ class CompressedVideo:
             if want_p and residual:
                 sample.residual = np.empty((len(pframes), height, width, 3), np.int16)
 
-        ctx = self._decoder(export_mvs=want_p)
+        ctx = self._context(export_mvs=want_p)
         identity: np.ndarray | None = None
         for g in sorted(last_needed):
             start, last = gop.gop_start(g), last_needed[g]
@@ -593,6 +611,7 @@ class CompressedVideo:
                         residual,
                     )
                 prev_frame = frame
+        self._release(ctx, export_mvs=want_p)
         return sample
 
     def _serve_p(
@@ -639,12 +658,13 @@ class CompressedVideo:
 
     def scan(self) -> Iterator[tuple[int, av.VideoFrame, np.ndarray | None]]:
         """Decode every frame once: (index, frame, MV grid or None for I-frames)."""
-        ctx = self._decoder(export_mvs=True)
+        ctx = self._context(export_mvs=True)
         for g in range(self.gop.num_gops):
             start = self.gop.gop_start(g)
             last = start + self.gop.gop_length(g) - 1
             for index, frame in self._decode_range(start, last, True, ctx):
                 yield index, frame, (None if index == start else self._mv_grid(frame, index))
+        self._release(ctx, export_mvs=True)
 
     def decode_rgb(self, frames: Iterable[int] | None = None) -> np.ndarray:
         """Every frame (or the given ones) as RGB: the pixel-domain pre-processing."""

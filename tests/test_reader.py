@@ -127,13 +127,13 @@ def test_a_sample_decodes_each_gop_once_and_stops_at_the_last_needed_frame(
 
 def test_iframes_alone_use_skip_frame(real: CompressedVideo, monkeypatch) -> None:
     flags = []
-    original = CompressedVideo._decoder
+    original = CompressedVideo._context  # a spare decoder of the video, else a new one
 
     def spy(self, export_mvs, keyframes_only=False):
         flags.append((export_mvs, keyframes_only))
         return original(self, export_mvs, keyframes_only)
 
-    monkeypatch.setattr(CompressedVideo, "_decoder", spy)
+    monkeypatch.setattr(CompressedVideo, "_context", spy)
     real.read(iframes=list(real.gop.gop_starts))
     assert flags == [(False, True)]
 
@@ -308,3 +308,13 @@ def test_every_column_is_written_into_a_given_array(real_video: Path) -> None:
         out = np.full_like(reference, fill)
         assert frame_to_rgb(frame, out=out) is out
         np.testing.assert_array_equal(out, reference)
+
+
+def test_the_open_time_decoder_serves_the_first_read(real_video: Path) -> None:
+    """The decoder of the open-time check (MV export on) is reused by MV/residual reads,
+    and gives what a new one gives."""
+    video = CompressedVideo(real_video)
+    spare = video._spare[(True, False)]
+    first = video.read(pframes=[5])
+    assert video._spare[(True, False)] is spare
+    np.testing.assert_array_equal(CompressedVideo(real_video).read(pframes=[5]).mv, first.mv)
