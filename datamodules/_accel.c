@@ -367,58 +367,38 @@ fail:
 
 static inline uint8_t clamp_u8(int32_t v) { return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v)); }
 
-/* One chroma row's terms, expanded to full width (x -> chroma x / 2); `half` holds
-   3 x (width + 1) / 2 int32 of scratch. Two loops, both vectorised by the compiler. */
-HOT static void chroma_terms(const uint8_t *restrict u, const uint8_t *restrict v, int32_t *restrict rv,
-                             int32_t *restrict gu, int32_t *restrict bu, int32_t *restrict half,
-                             int width) {
-    int cw = (width + 1) / 2;
-    int32_t *hr = half, *hg = half + cw, *hb = half + 2 * cw;
+/* One chroma row's terms (16.16), one per chroma sample (vectorised by the compiler). */
+HOT static void chroma_terms(const uint8_t *restrict u, const uint8_t *restrict v, int32_t *restrict hr,
+                             int32_t *restrict hg, int32_t *restrict hb, int cw) {
     for (int i = 0; i < cw; i++) {
         int32_t cu = (int32_t)u[i] - 128, cv = (int32_t)v[i] - 128;
         hr[i] = YUV_CRV * cv;
         hg[i] = -YUV_CGU * cu - YUV_CGV * cv;
         hb[i] = YUV_CBU * cu;
     }
-    for (int i = 0; i < width / 2; i++) {
-        rv[2 * i] = rv[2 * i + 1] = hr[i];
-        gu[2 * i] = gu[2 * i + 1] = hg[i];
-        bu[2 * i] = bu[2 * i + 1] = hb[i];
-    }
-    if (width & 1) {
-        rv[width - 1] = hr[cw - 1];
-        gu[width - 1] = hg[cw - 1];
-        bu[width - 1] = hb[cw - 1];
-    }
 }
 
-/* One row to planar R, G, B (vectorised by the compiler: no interleaved stores). */
-HOT static void yuv_row_planar(const uint8_t *restrict y, const int32_t *restrict rv,
-                               const int32_t *restrict gu, const int32_t *restrict bu, uint8_t *restrict r,
-                               uint8_t *restrict g, uint8_t *restrict b, int width) {
-    for (int x = 0; x < width; x++) {
-        int32_t yy = ((int32_t)y[x] - 16) * YUV_CY + (1 << 15);
-        r[x] = clamp_u8((yy + rv[x]) >> 16);
-        g[x] = clamp_u8((yy + gu[x]) >> 16);
-        b[x] = clamp_u8((yy + bu[x]) >> 16);
-    }
-}
-
-static void interleave_scalar(const uint8_t *r, const uint8_t *g, const uint8_t *b, uint8_t *o, int from,
-                              int width) {
+static void yuv_row_scalar(const uint8_t *y, const int32_t *hr, const int32_t *hg, const int32_t *hb,
+                           uint8_t *o, int from, int width) {
     for (int x = from; x < width; x++) {
-        o[3 * x] = r[x];
-        o[3 * x + 1] = g[x];
-        o[3 * x + 2] = b[x];
+        int32_t yy = ((int32_t)y[x] - 16) * YUV_CY + (1 << 15);
+        o[3 * x] = clamp_u8((yy + hr[x >> 1]) >> 16);
+        o[3 * x + 1] = clamp_u8((yy + hg[x >> 1]) >> 16);
+        o[3 * x + 2] = clamp_u8((yy + hb[x >> 1]) >> 16);
     }
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
-/* 16 pixels of planar R, G, B -> 48 bytes RGBRGB..., three byte shuffles per output vector. */
-__attribute__((target("ssse3"))) static void interleave_ssse3(const uint8_t *r, const uint8_t *g,
-                                                              const uint8_t *b, uint8_t *o, int width) {
-    /* output byte k of 48 is channel k % 3 of pixel k / 3; -1 (0x80 set) writes a zero */
+/* 16 pixels at a time: int32 lanes as in the scalar loop (each chroma term duplicated to
+   its two pixels), the clamp to 0..255 done exactly by the saturating packs (int32 ->
+   int16 -> uint8), then R, G, B interleaved by byte shuffles into 48 output bytes. */
+__attribute__((target("avx2"))) static void yuv_row_avx2(const uint8_t *restrict y,
+                                                         const int32_t *restrict hr,
+                                                         const int32_t *restrict hg,
+                                                         const int32_t *restrict hb,
+                                                         uint8_t *restrict o, int width) {
+    /* output byte k of 48 is channel k % 3 of pixel k / 3; -1 writes a zero */
     static const int8_t m[3][3][16] = {
         {{0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1, 5},
          {-1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1},
@@ -430,78 +410,48 @@ __attribute__((target("ssse3"))) static void interleave_ssse3(const uint8_t *r, 
          {-1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1},
          {10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15}},
     };
-    __m128i mr[3], mg[3], mb[3];
-    for (int v = 0; v < 3; v++) {
-        mr[v] = _mm_loadu_si128((const __m128i *)m[v][0]);
-        mg[v] = _mm_loadu_si128((const __m128i *)m[v][1]);
-        mb[v] = _mm_loadu_si128((const __m128i *)m[v][2]);
-    }
-    int x = 0;
-    for (; x + 16 <= width; x += 16) {
-        __m128i vr = _mm_loadu_si128((const __m128i *)(r + x));
-        __m128i vg = _mm_loadu_si128((const __m128i *)(g + x));
-        __m128i vb = _mm_loadu_si128((const __m128i *)(b + x));
-        for (int v = 0; v < 3; v++) {
-            __m128i out = _mm_or_si128(
-                _mm_or_si128(_mm_shuffle_epi8(vr, mr[v]), _mm_shuffle_epi8(vg, mg[v])),
-                _mm_shuffle_epi8(vb, mb[v]));
-            _mm_storeu_si128((__m128i *)(o + 3 * x + 16 * v), out);
-        }
-    }
-    interleave_scalar(r, g, b, o, x, width);
-}
-#endif
-
-#if defined(__GNUC__) && defined(__x86_64__)
-/* yuv_row_planar, 16 pixels at a time: int32 lanes as in the scalar loop, and the clamp
-   to 0..255 done by the saturating packs (int32 -> int16 -> uint8), which is exact. */
-__attribute__((target("avx2"))) static void yuv_row_planar_avx2(
-    const uint8_t *restrict y, const int32_t *restrict rv, const int32_t *restrict gu,
-    const int32_t *restrict bu, uint8_t *restrict r, uint8_t *restrict g, uint8_t *restrict b,
-    int width) {
+    __m128i mask[3][3];
+    for (int v = 0; v < 3; v++)
+        for (int c = 0; c < 3; c++) mask[v][c] = _mm_loadu_si128((const __m128i *)m[v][c]);
     const __m256i cy = _mm256_set1_epi32(YUV_CY), off = _mm256_set1_epi32(-16 * YUV_CY + (1 << 15));
+    const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    const int32_t *terms[3] = {hr, hg, hb};
     int x = 0;
     for (; x + 16 <= width; x += 16) {
         __m128i y16 = _mm_loadu_si128((const __m128i *)(y + x));
         __m256i y0 = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvtepu8_epi32(y16), cy), off);
         __m256i y1 = _mm256_add_epi32(
             _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(y16, 8)), cy), off);
-        const int32_t *terms[3] = {rv, gu, bu};
-        uint8_t *outs[3] = {r, g, b};
+        __m128i ch[3];
         for (int c = 0; c < 3; c++) {
-            __m256i lo = _mm256_srai_epi32(
-                _mm256_add_epi32(y0, _mm256_loadu_si256((const __m256i *)(terms[c] + x))), 16);
-            __m256i hi = _mm256_srai_epi32(
-                _mm256_add_epi32(y1, _mm256_loadu_si256((const __m256i *)(terms[c] + x + 8))), 16);
+            __m256i h = _mm256_loadu_si256((const __m256i *)(terms[c] + x / 2));
+            __m256i lo = _mm256_srai_epi32(_mm256_add_epi32(y0, _mm256_permutevar8x32_epi32(h, dup_lo)), 16);
+            __m256i hi = _mm256_srai_epi32(_mm256_add_epi32(y1, _mm256_permutevar8x32_epi32(h, dup_hi)), 16);
             /* packs works per 128-bit lane: [lo0-3 hi0-3 | lo4-7 hi4-7] -> [lo0-7 | hi0-7] */
             __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
-            __m128i q = _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-            _mm_storeu_si128((__m128i *)(outs[c] + x), q);
+            ch[c] = _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        }
+        for (int v = 0; v < 3; v++) {
+            __m128i out = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(ch[0], mask[v][0]),
+                                                    _mm_shuffle_epi8(ch[1], mask[v][1])),
+                                       _mm_shuffle_epi8(ch[2], mask[v][2]));
+            _mm_storeu_si128((__m128i *)(o + 3 * x + 16 * v), out);
         }
     }
-    if (x < width) yuv_row_planar(y + x, rv + x, gu + x, bu + x, r + x, g + x, b + x, width - x);
+    yuv_row_scalar(y, hr, hg, hb, o, x, width);
 }
 #endif
 
-static void row_planar(const uint8_t *y, const int32_t *rv, const int32_t *gu, const int32_t *bu,
-                       uint8_t *r, uint8_t *g, uint8_t *b, int width) {
+static void yuv_row(const uint8_t *y, const int32_t *hr, const int32_t *hg, const int32_t *hb,
+                    uint8_t *o, int width) {
 #if defined(__GNUC__) && defined(__x86_64__)
     if (__builtin_cpu_supports("avx2")) {
-        yuv_row_planar_avx2(y, rv, gu, bu, r, g, b, width);
+        yuv_row_avx2(y, hr, hg, hb, o, width);
         return;
     }
 #endif
-    yuv_row_planar(y, rv, gu, bu, r, g, b, width);
-}
-
-static void interleave(const uint8_t *r, const uint8_t *g, const uint8_t *b, uint8_t *o, int width) {
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (__builtin_cpu_supports("ssse3")) {
-        interleave_ssse3(r, g, b, o, width);
-        return;
-    }
-#endif
-    interleave_scalar(r, g, b, o, 0, width);
+    yuv_row_scalar(y, hr, hg, hb, o, 0, width);
 }
 
 static PyObject *yuv420p_rgb24(PyObject *self, PyObject *args) {
@@ -521,9 +471,8 @@ static PyObject *yuv420p_rgb24(PyObject *self, PyObject *args) {
     if (get_buffer(u_obj, &ub, 0, us * (ch - 1) + cw, "u") < 0) goto fail;
     if (get_buffer(v_obj, &vb, 0, vs * (ch - 1) + cw, "v") < 0) goto fail;
     if (get_buffer(out_obj, &ob, 1, (Py_ssize_t)height * width * 3, "out") < 0) goto fail;
-    /* chroma terms of the current chroma row (3 x width int32), their half-width scratch
-       (3 x cw int32), then one planar RGB row (3 x width bytes) */
-    int32_t *terms = PyMem_RawMalloc(((size_t)width + cw) * 3 * sizeof(int32_t) + (size_t)width * 3);
+    /* chroma terms of the current chroma row: 3 x cw int32 */
+    int32_t *terms = PyMem_RawMalloc((size_t)cw * 3 * sizeof(int32_t));
     if (terms == NULL) {
         PyErr_NoMemory();
         goto fail;
@@ -534,13 +483,10 @@ static PyObject *yuv420p_rgb24(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         for (int row = 0; row < height; row++) {
             if ((row & 1) == 0)
-                chroma_terms(up + (row >> 1) * us, vp + (row >> 1) * vs, terms, terms + width,
-                             terms + 2 * width, terms + 3 * width, width);
-            uint8_t *planar = (uint8_t *)(terms + 3 * (width + cw));
-            row_planar(yp + row * ys, terms, terms + width, terms + 2 * width, planar,
-                       planar + width, planar + 2 * width, width);
-            interleave(planar, planar + width, planar + 2 * width, op + (Py_ssize_t)row * width * 3,
-                       width);
+                chroma_terms(up + (row >> 1) * us, vp + (row >> 1) * vs, terms, terms + cw,
+                             terms + 2 * cw, cw);
+            yuv_row(yp + row * ys, terms, terms + cw, terms + 2 * cw,
+                    op + (Py_ssize_t)row * width * 3, width);
         }
         Py_END_ALLOW_THREADS
     }

@@ -94,9 +94,9 @@ def frame_to_rgb(
     A limited-range BT.601 4:2:0 frame (what MPEG-4 Part 2 decodes to) is converted by
     :func:`datamodules.accumulate.yuv420p_rgb24` straight from the decoder's planes into
     ``out``: swscale's BT.601 coefficients, rounded to nearest, every column written, one
-    thread, no intermediate frame (0.03 ms at 340x256, against 0.05 ms for swscale plus
-    0.02 ms for copying its padded rows). Other frames go through swscale (``reformatter``,
-    kept across calls: its context costs about 0.4 ms to set up).
+    thread (0.03 ms at 340x256, as long as swscale on one thread, but with no intermediate
+    frame to copy out of: 0.02 ms more). Other frames go through swscale, one thread
+    (``reformatter``, kept across calls: its context costs about 0.4 ms to set up).
     """
     if (
         frame.format.name == "yuv420p"
@@ -109,7 +109,7 @@ def frame_to_rgb(
         strides = (planes[0].line_size, planes[1].line_size, planes[2].line_size)
         return acc.yuv420p_rgb24(planes, strides, out)
     if reformatter is None:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = frame.reformat(format="rgb24", threads=1).to_ndarray()
     else:
         rgb = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
     # rows of a 340-wide frame are padded to 1056 bytes: `rgb` is a view of the padded
