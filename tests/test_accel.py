@@ -114,3 +114,11 @@ def test_yuv420p_rgb24_refuses_short_buffers() -> None:
         acc._accel.yuv420p_rgb24(y, c, c, 16, 8, 8, np.zeros((16, 15, 3), np.uint8), 16, 16)
     with pytest.raises(ValueError, match="stride"):
         acc._accel.yuv420p_rgb24(y, c, c, 8, 8, 8, np.zeros((16, 16, 3), np.uint8), 16, 16)
+
+
+def test_frame_to_rgb_without_the_extension(decoded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy twin reads the decoder's padded planes the way the C kernel does."""
+    frame = decoded[7][0]
+    fast = frame_to_rgb(frame)
+    monkeypatch.setattr(acc, "_accel", None)
+    np.testing.assert_array_equal(frame_to_rgb(frame), fast)
