@@ -240,17 +240,24 @@ class CompressedVideo:
             raise _open_error(self.path, exc) from exc
         if self._raw is not None:
             self._frames = acc._accel.mpeg4_frames(self._raw)
-            if not self._frames:
-                raise VideoError(
-                    self.path, "not a video: MPEG-4 headers but no picture (VOP) start code"
-                )
+        if self._raw is not None and self._frames:
             types = [t for _, _, t in self._frames]
             keyframes = [i for i, t in enumerate(types) if t == 0]
             self._codec = "mpeg4"
             self._packet_bytes = len(self._raw)
             self._file_bytes = len(self._raw)
         else:
-            types, keyframes = self._demux(head)
+            self._raw = None  # another format that starts with a start code, if any
+            try:
+                types, keyframes = self._demux(head)
+            except UnsupportedVideoError:
+                raise
+            except VideoError as exc:
+                if not raw:
+                    raise
+                raise VideoError(
+                    self.path, "not a video: MPEG-4 headers but no picture (VOP) start code"
+                ) from exc
         if 2 in types:
             raise UnsupportedVideoError(self.path, "the stream has B-frames")
         if not keyframes or keyframes[0] != 0:
