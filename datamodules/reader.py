@@ -279,6 +279,11 @@ class CompressedVideo:
             if container.format.name == "m4v" and not _is_raw_mpeg4(head[:4]):
                 # FFmpeg picks its raw MPEG-4 demuxer by the file name alone
                 raise VideoError(self.path, "not a video: no MPEG-4 start code")
+            if container.format.name == "m4v" and acc._accel is not None:
+                # a raw stream comes here only when the start-code scan found no picture
+                raise VideoError(
+                    self.path, "not a video: MPEG-4 headers but no picture (VOP) start code"
+                )
             if not container.streams.video:
                 raise VideoError(self.path, "no video stream")
             stream = container.streams.video[0]
