@@ -235,7 +235,8 @@ class CompressedVideo:
                     raise VideoError(self.path, "zero-length file")
                 raw = _is_raw_mpeg4(head[:4])
                 if raw and acc._accel is not None:
-                    self._raw = head + fh.read()
+                    fh.seek(0)  # one read into one buffer: `head + fh.read()` copies the file
+                    self._raw = fh.read()
         except OSError as exc:
             raise _open_error(self.path, exc) from exc
         if self._raw is not None:
