@@ -177,3 +177,53 @@ def compose(
         reference, frame = np.ascontiguousarray(reference), np.ascontiguousarray(frame)
     _accel.compose(src, reference, frame, mv, residual, height, width)
     return mv, residual
+
+
+# ---------------------------------------------------------------- colour conversion
+
+# swscale's BT.601 coefficients (FFmpeg's ff_yuv2rgb_coeffs, 16.16 fixed point, chroma
+# already scaled by 255/224 for limited range) and the luma gain 255/219.
+YUV_CY, YUV_CRV, YUV_CBU, YUV_CGU, YUV_CGV = 76309, 104597, 132201, 25675, 53279
+
+
+def yuv420p_rgb24_numpy(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Limited-range BT.601 4:2:0 planes -> (H, W, 3) uint8 RGB, in 16.16 fixed point.
+
+    ``y`` (H, W), ``u`` and ``v`` (ceil(H/2), ceil(W/2)) uint8, any strides. Each chroma
+    sample covers 2x2 pixels (nearest, as swscale's unscaled converter), values are
+    rounded to nearest and clamped to 0..255.
+    """
+    height, width = y.shape
+    yy = (y.astype(np.int32) - 16) * YUV_CY + (1 << 15)
+    cu = np.repeat(np.repeat(u.astype(np.int32) - 128, 2, 0), 2, 1)[:height, :width]
+    cv = np.repeat(np.repeat(v.astype(np.int32) - 128, 2, 0), 2, 1)[:height, :width]
+    rgb = np.stack(
+        [
+            yy + YUV_CRV * cv,
+            yy - YUV_CGU * cu - YUV_CGV * cv,
+            yy + YUV_CBU * cu,
+        ],
+        axis=-1,
+    )
+    return np.clip(rgb >> 16, 0, 255).astype(np.uint8)
+
+
+def yuv420p_rgb24(planes: tuple, strides: tuple[int, int, int], out: np.ndarray) -> np.ndarray:
+    """Buffers of a 4:2:0 picture (Y, U, V with their row strides in bytes) -> ``out``
+    (H, W, 3) uint8, every column written; see :func:`yuv420p_rgb24_numpy`."""
+    height, width = out.shape[:2]
+    if _accel is not None:
+        _accel.yuv420p_rgb24(*planes, *strides, out, height, width)
+        return out
+    ch, cw = (height + 1) // 2, (width + 1) // 2
+
+    def plane(buf, stride: int, rows: int, cols: int) -> np.ndarray:
+        flat = np.frombuffer(buf, np.uint8)
+        return np.lib.stride_tricks.as_strided(flat, (rows, cols), (stride, 1))
+
+    out[...] = yuv420p_rgb24_numpy(
+        plane(planes[0], strides[0], height, width),
+        plane(planes[1], strides[1], ch, cw),
+        plane(planes[2], strides[2], ch, cw),
+    )
+    return out

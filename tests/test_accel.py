@@ -84,3 +84,41 @@ def test_mpeg4_frame_split_matches_ffmpegs_parser(real_video) -> None:
     container.close()
     frames = acc._accel.mpeg4_frames(real_video.read_bytes())
     assert [(o, s, t == 0) for o, s, t in frames] == packets
+
+
+@pytest.mark.parametrize(("height", "width"), [(256, 340), (31, 45), (2, 2), (17, 16)])
+def test_yuv420p_rgb24_matches_numpy(height: int, width: int) -> None:
+    """Random planes with row padding, odd sizes too; every column is written."""
+    rng = np.random.default_rng(height * width)
+    ch, cw = (height + 1) // 2, (width + 1) // 2
+    strides = (width + 13, cw + 7, cw + 3)
+    planes = [
+        rng.integers(0, 256, rows * stride, np.uint8)
+        for rows, stride in zip((height, ch, ch), strides, strict=True)
+    ]
+    out = np.full((height, width, 3), 7, np.uint8)
+    acc._accel.yuv420p_rgb24(*planes, *strides, out, height, width)
+    views = [
+        p.reshape(rows, stride)[:, :cols]
+        for p, rows, stride, cols in zip(
+            planes, (height, ch, ch), strides, (width, cw, cw), strict=True
+        )
+    ]
+    np.testing.assert_array_equal(out, acc.yuv420p_rgb24_numpy(*views))
+
+
+def test_yuv420p_rgb24_refuses_short_buffers() -> None:
+    y = np.zeros(16 * 16, np.uint8)
+    c = np.zeros(8 * 8, np.uint8)
+    with pytest.raises(ValueError, match="out"):
+        acc._accel.yuv420p_rgb24(y, c, c, 16, 8, 8, np.zeros((16, 15, 3), np.uint8), 16, 16)
+    with pytest.raises(ValueError, match="stride"):
+        acc._accel.yuv420p_rgb24(y, c, c, 8, 8, 8, np.zeros((16, 16, 3), np.uint8), 16, 16)
+
+
+def test_frame_to_rgb_without_the_extension(decoded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy twin reads the decoder's padded planes the way the C kernel does."""
+    frame = decoded[7][0]
+    fast = frame_to_rgb(frame)
+    monkeypatch.setattr(acc, "_accel", None)
+    np.testing.assert_array_equal(frame_to_rgb(frame), fast)

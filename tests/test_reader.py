@@ -127,13 +127,13 @@ def test_a_sample_decodes_each_gop_once_and_stops_at_the_last_needed_frame(
 
 def test_iframes_alone_use_skip_frame(real: CompressedVideo, monkeypatch) -> None:
     flags = []
-    original = CompressedVideo._decoder
+    original = CompressedVideo._context  # a spare decoder of the video, else a new one
 
     def spy(self, export_mvs, keyframes_only=False):
         flags.append((export_mvs, keyframes_only))
         return original(self, export_mvs, keyframes_only)
 
-    monkeypatch.setattr(CompressedVideo, "_decoder", spy)
+    monkeypatch.setattr(CompressedVideo, "_context", spy)
     real.read(iframes=list(real.gop.gop_starts))
     assert flags == [(False, True)]
 
@@ -185,15 +185,18 @@ def test_directory(tmp_path: Path) -> None:
         CompressedVideo(tmp_path)
 
 
-def test_truncated_stream_is_reported_when_touched(tmp_path: Path, real_video: Path) -> None:
+def test_truncated_stream_is_refused_when_opened(tmp_path: Path, real_video: Path) -> None:
+    """A raw stream cut inside its last frame splits like an intact one: the last frame
+    is decoded when the file is opened, so the cut is found before any sample."""
     path = tmp_path / "cut.m4v"
     shutil.copy(real_video, path)
+    size = path.stat().st_size - 3000
     with open(path, "r+b") as fh:
-        fh.truncate(path.stat().st_size - 3000)
-    video = CompressedVideo(path)
-    video.read(pframes=[5])  # the intact part still serves samples
-    with pytest.raises(VideoError, match=r"cut\.m4v: decoding frame \d+ failed"):
-        video.read(pframes=[video.num_frames - 1])
+        fh.truncate(size)
+    with pytest.raises(
+        VideoError, match=rf"cut\.m4v: truncated at byte {size}\? frame 249, the last, does not"
+    ):
+        CompressedVideo(path)
 
 
 def test_h264_is_refused_with_a_pointer_to_prepare() -> None:
@@ -248,3 +251,70 @@ def test_a_forked_worker_reads_after_the_parent_has_read(tmp_path: Path) -> None
     _read_one(path)  # the parent's reformatter exists now
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_read_one, (path,)).get(timeout=30) >= 1
+
+
+# ---------------------------------------------------------------------- RGB against BT.601
+
+
+def _bt601(yuv: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Independent limited-range BT.601 of PyAV's stacked yuv420p array, in float:
+    Kr 0.299, Kb 0.114, luma 16..235, chroma 16..240, chroma nearest (2x2)."""
+    y = yuv[:height].astype(np.float64)
+    u = yuv[height : height + height // 4 * 1].reshape(height // 2, width // 2)
+    v = yuv[height + height // 4 :].reshape(height // 2, width // 2)
+    u = np.repeat(np.repeat(u.astype(np.float64) - 128, 2, 0), 2, 1) * 255 / 224
+    v = np.repeat(np.repeat(v.astype(np.float64) - 128, 2, 0), 2, 1) * 255 / 224
+    luma = (y - 16) * 255 / 219
+    kr, kb = 0.299, 0.114
+    kg = 1 - kr - kb
+    r = luma + 2 * (1 - kr) * v
+    g = luma - 2 * (1 - kb) * kb / kg * u - 2 * (1 - kr) * kr / kg * v
+    b = luma + 2 * (1 - kb) * u
+    return np.clip(np.round(np.stack([r, g, b], -1)), 0, 255)
+
+
+def test_served_rgb_is_bt601_of_the_decoded_planes_in_every_column(real_video: Path) -> None:
+    """The 340-wide clip (340 = 21 x 16 + 4: a SIMD converter's tail): the last columns and
+    a random sample of every pixel of the served RGB against an independent conversion of
+    the YUV planes PyAV decodes. FFmpeg's fixed-point coefficients round the exact ones:
+    at most 1 level apart."""
+    with av.open(str(real_video)) as container:
+        yuv = [f.to_ndarray() for f in container.decode(video=0)]  # (H * 3 / 2, W) each
+    video = CompressedVideo(real_video)
+    height, width = video.info.height, video.info.width
+    assert width == 340
+    served = video.decode_rgb()
+    rng = np.random.default_rng(0)
+    plan = sorted(rng.choice(video.num_frames, 16, replace=False).tolist())
+    sparse = video.read(rgb=plan, iframes=list(video.gop.gop_starts[:3]))
+    for f in range(video.num_frames):
+        want = _bt601(yuv[f], height, width)
+        got = served[f].astype(np.float64)
+        np.testing.assert_allclose(got[:, -8:], want[:, -8:], atol=1, err_msg=f"frame {f}")
+        ys = rng.integers(0, height, 2000)
+        xs = rng.integers(0, width, 2000)
+        np.testing.assert_allclose(got[ys, xs], want[ys, xs], atol=1, err_msg=f"frame {f}")
+    np.testing.assert_array_equal(sparse.rgb, served[plan])
+    np.testing.assert_array_equal(sparse.iframe, served[list(video.gop.gop_starts[:3])])
+
+
+def test_every_column_is_written_into_a_given_array(real_video: Path) -> None:
+    from datamodules.reader import frame_to_rgb
+
+    video = CompressedVideo(real_video)
+    ((_, frame),) = list(video._decode_range(0, 0, False))
+    reference = frame_to_rgb(frame)
+    for fill in (0, 255):
+        out = np.full_like(reference, fill)
+        assert frame_to_rgb(frame, out=out) is out
+        np.testing.assert_array_equal(out, reference)
+
+
+def test_the_open_time_decoder_serves_the_first_read(real_video: Path) -> None:
+    """The decoder of the open-time check (MV export on) is reused by MV/residual reads,
+    and gives what a new one gives."""
+    video = CompressedVideo(real_video)
+    spare = video._spare[(True, False)]
+    first = video.read(pframes=[5])
+    assert video._spare[(True, False)] is spare
+    np.testing.assert_array_equal(CompressedVideo(real_video).read(pframes=[5]).mv, first.mv)

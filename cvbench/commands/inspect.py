@@ -8,7 +8,8 @@ GOP's I-frame as reference for the accumulated representation (CoViAR) and the p
 frame for the per-frame one. Any error other than 0 is a reader bug.
 
 Exit status: 0, 1 when a reconstruction error is not 0 (the report is still printed),
-2 when the video cannot be read (the message names the file and the cause).
+2 when the video cannot be read or a frame of it does not decode cleanly (truncated,
+corrupt: the message names the file, the frame and the cause).
 """
 
 from __future__ import annotations

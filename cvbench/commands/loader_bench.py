@@ -364,7 +364,10 @@ def format_table(result: dict[str, Any]) -> str:
         f"load average {load['before']:.1f} -> {load['after']:.1f} on {result['cpu_count']} cores",
         "",
         f"  open {result['open_ms']:.1f} ms   every frame to RGB {result['rgb_decode_ms']:.1f} ms "
-        f"(reference {ref['rgb_decode']:.0f}, {result['rgb_decode_reference_speedup']:.2f}x)   "
+        f"(reference {ref['rgb_decode']:.0f}, {result['rgb_decode_reference_speedup']:.2f}x; "
+        f"PyAV floor {result['rgb_floor_ms']:.1f} ms, {result['rgb_over_floor']:.2f}x; "
+        f"frames dropped {result['rgb_floor_dropped_ms']:.1f} ms, "
+        f"{result['rgb_over_floor_dropped']:.2f}x)   "
         f"I-frames only {result['iframes_only_ms']:.1f} ms (reference {ref['iframes_only']:.0f})",
         "",
     ]
