@@ -1,0 +1,205 @@
+"""Kinetics-400 and Something-Something v2 from their official annotation files.
+
+Listing tests use empty placeholder videos (the builders only list files); the prepare
+and training tests encode small videos.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+import datamodules.layouts  # noqa: F401  (registers kinetics400, ssv2)
+from datamodules.datasets import create_dataset, official_count
+from datamodules.errors import CvbenchError, DatasetLayoutError
+from datamodules.layouts import DatasetLayoutWarning
+
+# label, youtube_id, start, end; "air drumming" has a space, as the official labels do
+K400_TRAIN = [
+    ("abseiling", "aaaaaaaaaa1", 10, 20),
+    ("abseiling", "aaaaaaaaaa2", 0, 10),
+    ("air drumming", "bbbbbbbbbb1", 5, 15),
+    ("air drumming", "bbbbbbbbbb2", 30, 40),
+    ("zumba", "zzzzzzzzzz1", 100, 110),
+    ("zumba", "zzzzzzzzzz2", 7, 17),
+]
+K400_VAL = [
+    ("abseiling", "vvvvvvvvvv1", 1, 11),
+    ("air drumming", "vvvvvvvvvv2", 2, 12),
+    ("zumba", "vvvvvvvvvv3", 3, 13),
+]
+K400_GONE = {"aaaaaaaaaa2", "vvvvvvvvvv3"}  # listed, never downloaded
+
+
+def k400_stem(video: str, start: int, end: int) -> str:
+    return f"{video}_{start:06d}_{end:06d}"
+
+
+def _csv(path: Path, rows: list[tuple[str, str, int, int]], split: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["label,youtube_id,time_start,time_end,split"]
+    lines += [f"{label},{video},{start},{end},{split}" for label, video, start, end in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_k400(root: Path, per_class: bool, make_video=None, suffix: str = ".mp4") -> Path:
+    """A Kinetics-400 stand-in: the official CSVs, videos flat or per class (folder names
+    with underscores, as downloaders write them), the K400_GONE videos absent."""
+    _csv(root / "annotations" / "train.csv", K400_TRAIN, "train")
+    _csv(root / "annotations" / "validate.csv", K400_VAL, "val")
+    _csv(root / "annotations" / "test.csv", [], "test")
+    for subset, rows in (("train", K400_TRAIN), ("val", K400_VAL)):
+        for n, (label, video, start, end) in enumerate(rows):
+            if video in K400_GONE:
+                continue
+            folder = root / "videos" / subset
+            if per_class:
+                folder = folder / label.replace(" ", "_")
+            path = folder / f"{k400_stem(video, start, end)}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if make_video is None:
+                path.write_bytes(b"")
+            else:
+                make_video(path, n)
+    return root
+
+
+SSV2_LABELS = {
+    "Approaching something with your camera": "1",
+    "Putting something on a surface": "0",
+    "Pushing something from left to right": "2",
+}
+SSV2_TRAIN = [
+    (11, "Putting [something] on a surface", "Putting a cup on a surface"),
+    (12, "Putting [something] on a surface", "Putting a pen on a surface"),
+    (13, "Approaching [something] with your camera", "Approaching a door with your camera"),
+    (14, "Approaching [something] with your camera", "Approaching a box with your camera"),
+    (15, "Pushing [something] from left to right", "Pushing a ball from left to right"),
+    (16, "Pushing [something] from left to right", "Pushing a car from left to right"),
+]
+SSV2_VAL = [
+    (21, "Putting [something] on a surface", "Putting a key on a surface"),
+    (22, "Pushing [something] from left to right", "Pushing a can from left to right"),
+]
+SSV2_GONE = {16}
+
+
+def write_ssv2(root: Path, make_video=None, suffix: str = ".webm") -> Path:
+    ann = root / "annotations"
+    ann.mkdir(parents=True)
+    (ann / "labels.json").write_text(json.dumps(SSV2_LABELS))
+    for name, rows in (("train.json", SSV2_TRAIN), ("validation.json", SSV2_VAL)):
+        entries = [
+            {"id": str(i), "label": label, "template": template, "placeholders": ["x"]}
+            for i, template, label in rows
+        ]
+        (ann / name).write_text(json.dumps(entries))
+    (root / "videos").mkdir(parents=True)
+    for n, (i, *_) in enumerate(SSV2_TRAIN + SSV2_VAL):
+        if i in SSV2_GONE:
+            continue
+        path = root / "videos" / f"{i}{suffix}"
+        if make_video is None:
+            path.write_bytes(b"")
+        else:
+            make_video(path, n)
+    return root
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@pytest.mark.parametrize("per_class", [False, True], ids=["flat", "per-class"])
+def test_kinetics_lists_both_layouts_and_reports_missing(tmp_path: Path, per_class: bool) -> None:
+    root = write_k400(tmp_path / "k400", per_class)
+    with pytest.warns(DatasetLayoutWarning, match="1 of 6 videos .* missing"):
+        train = create_dataset("kinetics400", root, 1, "train")
+    assert train.classes == ("abseiling", "air drumming", "zumba")  # sorted labels
+    assert [item.name for item in train.items] == [
+        k400_stem(v, s, e) for _, v, s, e in K400_TRAIN if v not in K400_GONE
+    ]
+    assert [item.label for item in train.items] == [0, 1, 1, 2, 2]
+    assert train.missing == (k400_stem("aaaaaaaaaa2", 0, 10),)
+    with pytest.warns(DatasetLayoutWarning):
+        test = create_dataset("kinetics400", root, 1, "test")
+    assert [item.label for item in test.items] == [0, 1]
+    assert test.missing == (k400_stem("vvvvvvvvvv3", 3, 13),)
+    assert {p.name for p in test.sources} == {"train.csv", "validate.csv"}
+
+
+def test_kinetics_missing_error_and_one_split(tmp_path: Path) -> None:
+    root = write_k400(tmp_path / "k400", per_class=False)
+    with pytest.raises(DatasetLayoutError, match="missing=.skip"):
+        create_dataset("kinetics400", root, 1, "train", missing="error")
+    for split in (2, 3):
+        with pytest.raises(CvbenchError, match="one official split"):
+            create_dataset("kinetics400", root, split, "train")
+        with pytest.raises(CvbenchError, match="one official split"):
+            create_dataset("ssv2", root, split, "test")
+
+
+def test_kinetics_rejects_mislabelled_folder_and_bad_csv(tmp_path: Path) -> None:
+    root = write_k400(tmp_path / "k400", per_class=True)
+    stem = k400_stem("zzzzzzzzzz1", 100, 110)
+    (root / "videos/train/zumba" / f"{stem}.mp4").rename(
+        root / "videos/train/abseiling" / f"{stem}.mp4"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetLayoutWarning)
+        with pytest.raises(DatasetLayoutError, match="folder of another class"):
+            create_dataset("kinetics400", root, 1, "train")
+    (root / "annotations/train.csv").write_text("youtube_id,label\nx,y\n")
+    with pytest.raises(DatasetLayoutError, match="lacks time_start"):
+        create_dataset("kinetics400", root, 1, "train")
+
+
+def test_kinetics_prefers_prepared_copy(tmp_path: Path) -> None:
+    root = write_k400(tmp_path / "k400", per_class=False)
+    stem = k400_stem("aaaaaaaaaa1", 10, 20)
+    (root / "videos/train" / f"{stem}.m4v").write_bytes(b"")
+    with pytest.warns(DatasetLayoutWarning):
+        train = create_dataset("kinetics400", root, 1, "train")
+    assert train.items[0].path.suffix == ".m4v"
+
+
+def test_ssv2_lists_by_template(tmp_path: Path) -> None:
+    root = write_ssv2(tmp_path / "ssv2")
+    with pytest.warns(DatasetLayoutWarning, match="1 of 6"):
+        train = create_dataset("ssv2", root, 1, "train")
+    # labels.json order (its indices), not file order
+    assert train.classes == (
+        "Putting something on a surface",
+        "Approaching something with your camera",
+        "Pushing something from left to right",
+    )
+    assert [(item.name, item.label) for item in train.items] == [
+        ("11.webm", 0),
+        ("12.webm", 0),
+        ("13.webm", 1),
+        ("14.webm", 1),
+        ("15.webm", 2),
+    ]
+    assert train.missing == ("16.webm",)
+    with pytest.warns(DatasetLayoutWarning, match="no video in this subset"):
+        test = create_dataset("ssv2", root, 1, "test")
+    assert [item.label for item in test.items] == [0, 2] and test.missing == ()
+
+
+def test_ssv2_unknown_template_is_an_error(tmp_path: Path) -> None:
+    root = write_ssv2(tmp_path / "ssv2")
+    bad = [{"id": "30", "label": "x", "template": "Juggling [something]", "placeholders": []}]
+    (root / "annotations/validation.json").write_text(json.dumps(bad))
+    with pytest.raises(DatasetLayoutError, match="Juggling something"):
+        create_dataset("ssv2", root, 1, "test")
+
+
+def test_official_counts_for_one_split_datasets() -> None:
+    assert official_count("kinetics400", 1, "train") == 240436
+    assert official_count("kinetics400", 1, "test") == 19796
+    assert official_count("ssv2", 1, "train") == 168913
+    assert official_count("ssv2", 1, "test") == 24777
+    assert official_count("ssv2", 2, "test") is None
+    assert official_count("ucf101", 3, "test") == 3696
