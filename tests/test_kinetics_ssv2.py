@@ -10,12 +10,17 @@ import json
 import warnings
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 import datamodules.layouts  # noqa: F401  (registers kinetics400, ssv2)
+from cvbench.cli import main
 from datamodules.datasets import create_dataset, official_count
+from datamodules.encode import EncodeOptions
 from datamodules.errors import CvbenchError, DatasetLayoutError
 from datamodules.layouts import DatasetLayoutWarning
+from datamodules.prepare import find_videos, prepare_tree, prepared_name, shard_manifests
 
 # label, youtube_id, start, end; "air drumming" has a space, as the official labels do
 K400_TRAIN = [
@@ -203,3 +208,90 @@ def test_official_counts_for_one_split_datasets() -> None:
     assert official_count("ssv2", 1, "test") == 24777
     assert official_count("ssv2", 2, "test") is None
     assert official_count("ucf101", 3, "test") == 3696
+
+
+# --------------------------------------------------------------------------- prepare
+
+VP9 = "libvpx-vp9" in av.codecs_available
+SMALL = EncodeOptions(width=64, height=48)
+
+
+def encode_source(path: Path, seed: int, codec: str = "mpeg4", frames: int = 30) -> None:
+    """A small moving texture in ``codec`` (what a download would hold)."""
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (6, 10, 3), np.uint8).repeat(8, 0).repeat(8, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.height, stream.width = texture.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(texture, 2 * i, axis=1), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _files(root: Path, suffix: str) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob(f"*{suffix}")}
+
+
+def _prepare(src: Path, dst: Path, *extra: str) -> int:
+    return main(["prepare", str(src), str(dst), "--width", "64", "--height", "48",
+                 "--workers", "1", "--no-progress", *extra])  # fmt: skip
+
+
+def test_shards_are_disjoint_cover_all_and_resume(tmp_path: Path, capsys) -> None:
+    root = write_k400(tmp_path / "k400", per_class=True, make_video=encode_source)
+    src, dst = root / "videos", tmp_path / "prepared"
+    sources = [p.as_posix() for p in find_videos(src)]
+    assert len(sources) == 7
+    outputs = []
+    for i in (0, 1):
+        assert _prepare(src, dst, "--shard", f"{i}/2") == 0
+        before = _files(dst, ".m4v") - {o for part in outputs for o in part}
+        outputs.append(before)
+        manifest = json.loads((dst / f"prepare_manifest.shard-{i}-of-2.json").read_text())
+        assert manifest["shard"] == {"index": i, "count": 2} and manifest["complete"]
+        # every 2nd sorted source from the i-th
+        expected = {prepared_name(s, SMALL) for s in sources[i::2]}
+        assert before == expected and manifest["counts"]["done"] == len(expected)
+    assert not outputs[0] & outputs[1]
+    assert outputs[0] | outputs[1] == {prepared_name(s, SMALL) for s in sources}
+    # each shard resumes on its own: a rerun skips everything it did
+    assert _prepare(src, dst, "--shard", "1/2") == 0
+    rerun = json.loads((dst / "prepare_manifest.shard-1-of-2.json").read_text())
+    assert rerun["counts"]["skipped"] == len(outputs[1]) and rerun["counts"]["done"] == 0
+    # the merge: the whole tree's run skips every video and writes the one manifest
+    assert _prepare(src, dst) == 0
+    whole = json.loads((dst / "prepare_manifest.json").read_text())
+    assert whole["counts"]["skipped"] == 7 and whole["complete"] and whole["shard"] is None
+    assert set(shard_manifests(dst)) == {
+        "prepare_manifest.json",
+        "prepare_manifest.shard-0-of-2.json",
+        "prepare_manifest.shard-1-of-2.json",
+    }
+    capsys.readouterr()
+    for bad in ("2/2", "1", "-1/2", "a/b"):
+        assert main(["prepare", str(src), str(dst), f"--shard={bad}"]) == 2
+    assert "shard" in capsys.readouterr().err
+    # a shard with other options than the tree's is refused
+    with pytest.raises(DatasetLayoutError, match="other options"):
+        prepare_tree(src, dst, EncodeOptions(width=32, height=24), shard=(0, 2), progress=False)
+
+
+@pytest.mark.skipif(not VP9, reason="this PyAV build has no VP9 encoder (libvpx-vp9)")
+def test_prepare_reads_vp9_webm(tmp_path: Path) -> None:
+    assert av.codec.Codec("vp9", "r")  # the decoder SSv2's sources need
+    root = write_ssv2(tmp_path / "ssv2", make_video=lambda p, n: encode_source(p, n, "libvpx-vp9"))
+    with av.open(str(root / "videos" / "11.webm")) as probe:
+        assert probe.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
+    report = prepare_tree(root / "videos", tmp_path / "prepared", SMALL, progress=False)
+    assert (report.done, report.failed, report.rejected) == (7, 0, 0)
+    with av.open(str(tmp_path / "prepared" / "11.m4v")) as out:
+        assert out.streams.video[0].codec_context.name == "mpeg4"
+    # the prepared tree is read with the original names
+    with pytest.warns(DatasetLayoutWarning):
+        train = create_dataset("ssv2", root, 1, "train", videos_dir=tmp_path / "prepared")
+    assert [item.path.name for item in train.items][:2] == ["11.m4v", "12.m4v"]
+    assert train.items[0].name == "11.webm" and train.missing == ("16.webm",)
