@@ -295,3 +295,64 @@ def test_prepare_reads_vp9_webm(tmp_path: Path) -> None:
         train = create_dataset("ssv2", root, 1, "train", videos_dir=tmp_path / "prepared")
     assert [item.path.name for item in train.items][:2] == ["11.m4v", "12.m4v"]
     assert train.items[0].name == "11.webm" and train.missing == ("16.webm",)
+
+
+# --------------------------------------------------------------------------- pretrain, fine-tune
+
+FINE_TUNE = {"num_classes": 4, "videos_per_class": 3, "frames": 24, "size": [64, 80]}
+
+
+def _run(*args: str) -> dict:
+    code = main(["run", "--method", "stm", "--preset", "tiny", "--epochs", "1",
+                 "--limit-train-batches", "2", "--limit-test-batches", "1",
+                 "--accelerator", "cpu", "--workers", "0", "--logger", "csv", "--no-progress",
+                 *args])  # fmt: skip
+    assert code == 0
+    return json.loads(sorted(Path(args[args.index("--output") + 1]).glob("*.json"))[-1].read_text())
+
+
+@pytest.mark.filterwarnings("ignore::datamodules.layouts.DatasetLayoutWarning")
+def test_kinetics_pretrain_then_fine_tune(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    src = write_k400(tmp_path / "k400-src", per_class=True, make_video=encode_source)
+    root = tmp_path / "k400"
+    for i in (0, 1):  # two array jobs
+        assert _prepare(src / "videos", root / "videos", "--shard", f"{i}/2") == 0
+    (root / "annotations").mkdir(parents=True)
+    for name in ("train.csv", "validate.csv"):
+        (root / "annotations" / name).write_bytes((src / "annotations" / name).read_bytes())
+
+    parent = _run("--dataset", "kinetics400", "--root", str(root), "--output", "pre")
+    assert parent["dataset"] == "kinetics400" and parent["data"]["num_classes"] == 3
+    assert parent["data"]["missing"] == 2
+    assert {(v["file"], v["subset"]) for v in parent["data"]["missing_videos"]} == {
+        (k400_stem("aaaaaaaaaa2", 0, 10), "train"),
+        (k400_stem("vvvvvvvvvv3", 3, 13), "test"),
+    }
+    assert parent["test_videos"]["official"] == 19796
+    assert parent["train_videos"]["official"] == 240436
+    assert "init_from" not in parent and "init_from" not in parent["identity"]
+
+    options = [a for k, v in FINE_TUNE.items() for a in ("--dataset-option", f"{k}={v}")]
+    synthetic = ["--dataset", "synthetic", "--root", str(tmp_path / "synthetic"), *options]
+    # a run id is looked up among the records of --output
+    child = _run(*synthetic, "--output", "pre", "--init-from", parent["run_id"])
+    checkpoint = Path(parent["checkpoint"])
+    assert child["init_from"]["run_id"] == parent["run_id"]
+    assert Path(child["init_from"]["checkpoint"]) == checkpoint
+    assert child["init_from"]["record"].startswith("pre/" + parent["run_id"])
+    assert child["init_from"]["sha256"] == child["identity"]["init_from"]
+    assert child["init_from"]["head"] == "re-created" and child["init_from"]["skipped_keys"]
+    assert child["init_from"]["parent_classes"] == 3 and child["data"]["num_classes"] == 4
+    # the same run from scratch has another identity, so another run id
+    scratch = _run(*synthetic, "--output", "scratch")
+    assert scratch["run_id"] != child["run_id"] and "init_from" not in scratch
+    # a checkpoint file and a record name the same parent
+    by_file = _run(*synthetic, "--output", "file", "--init-from", str(checkpoint))
+    assert by_file["run_id"] == child["run_id"] and by_file["init_from"]["run_id"] is None
+
+
+def test_init_from_errors(tmp_path: Path, capsys) -> None:
+    assert main(["run", "--method", "stm", "--init-from", "no-such-run", "--output",
+                 str(tmp_path), "--epochs", "1"]) == 2  # fmt: skip
+    assert "no-such-run" in capsys.readouterr().err
