@@ -802,5 +802,31 @@ def ssv2(
     )
     _warn_empty_classes(list_file, classes, items)
     return VideoList(
-        "ssv2", split, subset, classes, items, sources=(labels, list_file), missing=absent
+        "ssv2",
+        split,
+        subset,
+        classes,
+        items,
+        hflip_labels=ssv2_mirrored(classes),
+        sources=(labels, list_file),
+        missing=absent,
     )
+
+
+_MIRRORED = (("left to right", "right to left"), ("right to left", "left to right"))
+
+
+def ssv2_mirrored(classes: Sequence[str]) -> tuple[int, ...]:
+    """The label of each SSv2 class seen in a mirror: "left to right" and "right to left"
+    classes swap (-1: the mirrored class is not in the list, no flip); others keep theirs.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    out = []
+    for label, name in enumerate(classes):
+        for this, other in _MIRRORED:
+            if this in name:
+                out.append(index.get(name.replace(this, other), -1))
+                break
+        else:
+            out.append(label)
+    return tuple(out)

@@ -188,6 +188,7 @@ def test_ssv2_lists_by_template(tmp_path: Path) -> None:
         ("15.webm", 2),
     ]
     assert train.missing == ("16.webm",)
+    assert train.hflip_labels == (0, 1, -1)  # no "right to left" class here: no flips
     with pytest.warns(DatasetLayoutWarning, match="no video in this subset"):
         test = create_dataset("ssv2", root, 1, "test")
     assert [item.label for item in test.items] == [0, 2] and test.missing == ()
@@ -356,3 +357,29 @@ def test_init_from_errors(tmp_path: Path, capsys) -> None:
     assert main(["run", "--method", "stm", "--init-from", "no-such-run", "--output",
                  str(tmp_path), "--epochs", "1"]) == 2  # fmt: skip
     assert "no-such-run" in capsys.readouterr().err
+
+
+def test_ssv2_mirrored_labels_swap_directions() -> None:
+    from datamodules.layouts import ssv2_mirrored
+
+    classes = ("Pushing something from left to right", "Holding something",
+               "Pushing something from right to left")  # fmt: skip
+    assert ssv2_mirrored(classes) == (2, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "dataset"),
+    [("meaci", "kinetics400"), ("stm", "kinetics400"), ("stm", "ssv2"), ("cvpt", "ssv2")],
+)
+def test_new_configs_resolve_and_name_the_chain(method: str, dataset: str) -> None:
+    import methods  # noqa: F401  (registers the methods)
+    from cvbench.configs import CONFIGS_DIR, resolve
+    from methods.config import apply_overrides
+    from methods.registry import get_method
+
+    text = (CONFIGS_DIR / method / f"{dataset}.yaml").read_text()
+    assert text.startswith("#") and "Chain" in text
+    settings = resolve(method, dataset)
+    entry = get_method(method)
+    entry.make_config(settings.preset, settings.config)
+    apply_overrides(entry.module.default_optim(), settings.optim)
