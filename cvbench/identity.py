@@ -13,6 +13,8 @@ of :func:`run_identity` is equal:
 - ``split``, ``shots``, ``shot_seed`` (None without ``--shots``), ``seed``, ``epochs``,
   ``limits`` (``--limit-train-batches`` / ``--limit-test-batches``);
 - ``weights``: per pretrained option its file name and sha256 (``"none"``: random weights);
+- ``init_from``: the sha256 of the parent checkpoint of ``--init-from`` (only in the
+  identities of such runs, so that other runs keep their run ids);
 - ``precision``, ``devices``, ``num_nodes``, ``global_batch``, ``device_batch``,
   ``accumulation``.
 
@@ -143,12 +145,16 @@ def run_identity(
     weights: list[dict[str, Any]],
     data: str,
     devices: int,
+    init_from: str | None = None,
 ) -> dict[str, Any]:
-    """The identity of a run (module docstring), JSON-ready."""
+    """The identity of a run (module docstring), JSON-ready; ``init_from``: the sha256 of
+    the parent checkpoint of a fine-tuning run."""
     from methods.config import to_dict
 
+    parent = {} if init_from is None else {"init_from": init_from}
     return canonical(
         {
+            **parent,
             "method": spec.method,
             "preset": spec.preset,
             "config_sha256": config_sha256(config),

@@ -124,6 +124,7 @@ class RunSpec:
     limit_train_batches: float | int = 1.0
     limit_test_batches: float | int = 1.0
     progress: bool = True
+    init_from: str | None = None  # a parent run id, record or checkpoint (cvbench.init_from)
 
 
 def run_id(spec: RunSpec, chash: str) -> str:
@@ -528,8 +529,19 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
     weights, synthetic = resolve_synthetic(spec.method, config, progress=spec.progress)
     devices = _run_devices(spec)
     weight_files = weights_fingerprint(config, weights)
+    parent = None
+    if spec.init_from is not None:
+        from cvbench.init_from import resolve_parent
+
+        parent = resolve_parent(spec.init_from, spec.output)
     identity = run_identity(
-        spec, config, optim, weights=weight_files, data=data_fingerprint(lists), devices=devices
+        spec,
+        config,
+        optim,
+        weights=weight_files,
+        data=data_fingerprint(lists),
+        devices=devices,
+        init_from=None if parent is None else parent["sha256"],
     )
     identity_hash = identity_sha256(identity)
     chash = identity_hash[:12]
@@ -555,6 +567,11 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         optim=optim,
         source="--set/--config",
     )
+    if parent is not None:
+        from cvbench.init_from import load_init
+
+        # a resumed run's checkpoint holds the fine-tuned weights: fit restores them
+        parent = {**parent, **load_init(model, parent, spec.method)}
     data_spec = model.data_spec
     dm = CompressedVideoDataModule(
         data_spec,
@@ -661,6 +678,7 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         "weights": weight_files,
         "pretrained": getattr(model, "pretrained", []),
         **({"synthetic_pretraining": synthetic} if synthetic else {}),
+        **({"init_from": parent} if parent is not None else {}),
         **results,
         "timings": {
             "train_s": round(train_s, 2),

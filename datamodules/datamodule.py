@@ -444,10 +444,21 @@ class CompressedVideoDataModule(L.LightningDataModule):
             ]
         return out
 
+    def missing_videos(self) -> list[dict[str, str]]:
+        """The listed videos absent from disk and left out (``VideoList.missing``: Kinetics
+        videos gone from YouTube, ``missing="skip"``): {file (listed name), subset}."""
+        return [
+            {"file": name, "subset": subset}
+            for subset, videos in self.lists.items()
+            for name in videos.missing
+        ]
+
     def summary(self) -> dict[str, Any]:
-        """Counts for the run record: usable and skipped videos per subset, damaged
-        videos in use, samples dropped from batches and batches left empty."""
+        """Counts for the run record: usable and skipped videos per subset, listed videos
+        missing from disk, damaged videos in use, samples dropped from batches and batches
+        left empty."""
         damaged = self.damaged_videos()
+        missing = self.missing_videos()
         return {
             "dataset": self.dataset,
             "split": self.split,
@@ -459,6 +470,8 @@ class CompressedVideoDataModule(L.LightningDataModule):
             },
             "skipped_in_batches": self.skipped,
             "empty_batches": self.empty_batches,
+            "missing": len(missing),
+            "missing_videos": missing,
             "damaged": len(damaged),
             "damaged_videos": damaged,
             "cache": self.cache.summary() if self.cache is not None else None,

@@ -45,6 +45,9 @@ class VideoList:
     # (name, causes) of the listed videos that `cvbench prepare --keep-damaged` wrote from a
     # damaged source (marked in the prepared tree's manifest); they stay in ``items``
     damaged: tuple[tuple[str, str], ...] = ()
+    # names of the listed videos absent from disk and left out of ``items`` (missing="skip";
+    # Kinetics, whose YouTube sources keep disappearing, skips them by default)
+    missing: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -57,11 +60,16 @@ class VideoList:
 # The official number of videos per subset and split (1, 2, 3): what a complete copy of
 # the dataset lists. UCF101: the ucfTrainTestlist files (13,320 videos, each split
 # 9537/9586/9624 train and 3783/3734/3696 test); HMDB51: 51 classes x 70 train / 30 test
-# per split (testTrainMulti_7030_splits). A run record compares its counts with these
-# (``test_videos.official``); other datasets have none.
-OFFICIAL_VIDEOS: dict[str, dict[str, tuple[int, int, int]]] = {
+# per split (testTrainMulti_7030_splits). Kinetics-400 and Something-Something v2 have
+# one official split (train / validation, cvbench's split 1 and its "test" subset):
+# Kinetics-400 240,436 / 19,796 as published (a few percent of the YouTube videos are
+# gone from any copy made since), SSv2 168,913 / 24,777. A run record compares its counts
+# with these (``test_videos.official``); other datasets have none.
+OFFICIAL_VIDEOS: dict[str, dict[str, tuple[int, ...]]] = {  # one count per split
     "ucf101": {"train": (9537, 9586, 9624), "test": (3783, 3734, 3696)},
     "hmdb51": {"train": (3570, 3570, 3570), "test": (1530, 1530, 1530)},
+    "kinetics400": {"train": (240436,), "test": (19796,)},
+    "ssv2": {"train": (168913,), "test": (24777,)},
 }
 
 

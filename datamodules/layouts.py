@@ -1,4 +1,5 @@
-"""Real-dataset builders: UCF101, HMDB51 and any class-per-folder tree.
+"""Real-dataset builders: UCF101, HMDB51, Kinetics-400, Something-Something v2 and any
+class-per-folder tree.
 
 Each builder lists the videos of one split and subset and returns a
 :class:`~datamodules.datasets.VideoList`; it only looks at file names and never opens a
@@ -11,6 +12,8 @@ Layouts (details and preparation steps in ``docs/datasets.md``)::
 
     ucf101  ROOT/splits/{classInd,trainlist0N,testlist0N}.txt   ROOT/videos/Class/v_*.m4v
     hmdb51  ROOT/splits/<class>_test_split{1,2,3}.txt           ROOT/videos/<class>/*.m4v
+    kinetics400  ROOT/annotations/{train,validate}.csv        ROOT/videos/**/<ytid>_<s>_<e>.m4v
+    ssv2    ROOT/annotations/{labels,train,validation}.json  ROOT/videos/<id>.m4v
     folder  ROOT/<class>/<video>
 
 Labels are always mapped by class name (public copies of the class lists disagree on
@@ -20,18 +23,24 @@ the file and says what to do.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import math
+import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from datamodules.datasets import SUBSETS, VideoItem, VideoList, register_dataset
 from datamodules.errors import DatasetLayoutError, DatasetOptionError
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (".m4v", ".mp4", ".avi")  # prepared first, original last
+# Kinetics and SSv2 sources are YouTube downloads: .mp4, .mkv or VP9 .webm
+WEB_SUFFIXES: tuple[str, ...] = (*DEFAULT_SUFFIXES, ".webm", ".mkv")
 SPLITS: tuple[int, ...] = (1, 2, 3)  # UCF101 and HMDB51 ship three splits
+ONE_SPLIT: tuple[int, ...] = (1,)  # Kinetics and SSv2: train / validation only
 MISSING_POLICIES: tuple[str, ...] = ("error", "skip")
 HMDB51_PER_CLASS: tuple[int, int] = (70, 30)  # train, test videos per class and split
 DEFAULT_TEST_FRACTION = 0.25  # folder layout: share of each class held out for testing
@@ -69,7 +78,14 @@ def _shown(names: Sequence[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def _check_args(dataset: str, root: Path | None, split: int, subset: str, missing: str) -> Path:
+def _check_args(
+    dataset: str,
+    root: Path | None,
+    split: int,
+    subset: str,
+    missing: str,
+    splits: Sequence[int] = SPLITS,
+) -> Path:
     """Validate what every builder receives; return the root as a Path."""
     if root is None:
         raise DatasetLayoutError(
@@ -83,9 +99,14 @@ def _check_args(dataset: str, root: Path | None, split: int, subset: str, missin
     if missing not in MISSING_POLICIES:
         raise DatasetOptionError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
     # bool is an int: split=True would silently mean split 1
-    if isinstance(split, bool) or not isinstance(split, int) or split not in SPLITS:
+    if isinstance(split, bool) or not isinstance(split, int) or split not in splits:
+        one = (
+            f"{dataset} has one official split (train / validation), split 1; "
+            if len(splits) == 1
+            else ""
+        )
         raise DatasetLayoutError(
-            root, f"split must be one of {', '.join(map(str, SPLITS))}, got {split!r}"
+            root, f"{one}split must be one of {', '.join(map(str, splits))}, got {split!r}"
         )
     if not root.is_dir():
         raise DatasetLayoutError(
@@ -147,12 +168,14 @@ def _build_items(
     suffixes: Sequence[str],
     missing: str,
     listed_in: str,
-) -> tuple[VideoItem, ...]:
-    """Resolve ``(name, label)`` entries to items; report every missing video at once."""
+    find: Callable[[str], Path | None] | None = None,
+) -> tuple[tuple[VideoItem, ...], tuple[str, ...]]:
+    """Resolve ``(name, label)`` entries to (items, names of the missing videos); report
+    every missing video at once. ``find`` replaces :func:`resolve_video` for a name."""
     items: list[VideoItem] = []
     absent: list[str] = []
     for name, label in entries:
-        path = resolve_video(videos_dir, name, suffixes)
+        path = resolve_video(videos_dir, name, suffixes) if find is None else find(name)
         if path is None:
             absent.append(name)
         else:
@@ -170,7 +193,7 @@ def _build_items(
                 + (", or pass missing='skip' to leave them out" if missing == "error" else ""),
             )
         warnings.warn(f"{videos_dir}: skipped {summary}", DatasetLayoutWarning, stacklevel=3)
-    return tuple(items)
+    return tuple(items), tuple(absent)
 
 
 def _warn_empty_classes(where: Path, classes: Sequence[str], items: Iterable[VideoItem]) -> None:
@@ -280,10 +303,10 @@ def ucf101(
     classes = _read_class_ind(_require_file(sdir / "classInd.txt", _UCF_SPLITS_HINT))
     list_file = _require_file(sdir / f"{subset}list{split:02d}.txt", _UCF_SPLITS_HINT)
     entries = _read_ucf_list(list_file, {name: i for i, name in enumerate(classes)})
-    items = _build_items(vdir, entries, suffixes, missing, str(list_file))
+    items, absent = _build_items(vdir, entries, suffixes, missing, str(list_file))
     _warn_empty_classes(list_file, classes, items)
     sources = (sdir / "classInd.txt", list_file)
-    return VideoList("ucf101", split, subset, classes, items, sources=sources)
+    return VideoList("ucf101", split, subset, classes, items, sources=sources, missing=absent)
 
 
 # --- HMDB51 --------------------------------------------------------------------------
@@ -378,10 +401,10 @@ def hmdb51(
             stacklevel=2,
         )
     listed_in = str(sdir / f"*_test_split{split}.txt")
-    items = _build_items(vdir, entries, suffixes, missing, listed_in)
+    items, absent = _build_items(vdir, entries, suffixes, missing, listed_in)
     _warn_empty_classes(sdir, classes, items)
     sources = tuple(sorted(found[split].values()))
-    return VideoList("hmdb51", split, subset, classes, items, sources=sources)
+    return VideoList("hmdb51", split, subset, classes, items, sources=sources, missing=absent)
 
 
 # --- any class-per-folder tree -------------------------------------------------------
@@ -536,9 +559,10 @@ def folder(
                 f"{len(leaked)} videos are also in {paths['train']}: {_shown(leaked)}",
             )
         entries = [(name, label) for _, name, label in rows[subset]]
-        items = _build_items(root, entries, extensions, missing, str(paths[subset]))
+        items, absent = _build_items(root, entries, extensions, missing, str(paths[subset]))
         _warn_empty_classes(paths[subset], classes, items)
     else:
+        absent = ()
         fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
         if not 0.0 < fraction < 1.0:
             raise DatasetOptionError(f"test_fraction must be between 0 and 1, got {fraction}")
@@ -551,4 +575,258 @@ def folder(
             if (name in held_out[cls]) == want_test
         )
     sources = () if train_list is None else (paths["train"], paths["test"])
-    return VideoList("folder", split, subset, classes, items, sources=sources)
+    return VideoList("folder", split, subset, classes, items, sources=sources, missing=absent)
+
+
+# --- Kinetics-400 and Something-Something v2 -----------------------------------------
+
+
+def _index_videos(vdir: Path, suffixes: Sequence[str]) -> Callable[[str], Path | None]:
+    """A lookup ``stem -> video`` over every file under ``vdir`` (one walk, any depth).
+
+    Kinetics copies come flat or in per-class (or per-subset) folders, so a video is
+    found by its file name without suffix wherever it is; of one stem's files the suffix
+    listed first wins (the prepared copy). Two folders holding the same stem with that
+    suffix are an error, raised when the stem is looked up.
+    """
+    rank = {(s if s.startswith(".") else f".{s}").lower(): i for i, s in enumerate(suffixes)}
+    found: dict[str, list[tuple[int, Path]]] = {}
+    for directory, subdirs, files in os.walk(vdir):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in files:
+            stem, dot, suffix = name.rpartition(".")
+            if dot and not name.startswith(".") and f".{suffix.lower()}" in rank:
+                found.setdefault(stem, []).append(
+                    (rank[f".{suffix.lower()}"], Path(directory) / name)
+                )
+
+    def find(stem: str) -> Path | None:
+        candidates = sorted(found.get(stem, ()))
+        if not candidates:
+            return None
+        best = [path for r, path in candidates if r == candidates[0][0]]
+        if len(best) > 1:
+            raise DatasetLayoutError(
+                vdir, f"video {stem!r} is there {len(best)} times: {_shown([str(p) for p in best])}"
+            )
+        return best[0]
+
+    return find
+
+
+def _find_file(directory: Path, names: Sequence[str], hint: str) -> Path:
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
+    raise DatasetLayoutError(directory, f"no {' or '.join(names)}; {hint}")
+
+
+_KINETICS_HINT = "put the official Kinetics-400 annotation files (train.csv, validate.csv) there"
+_KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+_KINETICS_FILES = {"train": ("train.csv",), "test": ("validate.csv", "val.csv")}
+
+
+def _folder_class(name: str) -> str:
+    """A class folder's name as the CSV writes the class ("air_drumming" -> "air drumming")."""
+    return name.strip("'\"").replace("_", " ")
+
+
+def _read_kinetics_csv(path: Path) -> list[tuple[int, str, str]]:
+    """Rows ``label,youtube_id,time_start,time_end,split`` -> (line, label, video stem)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        absent = [c for c in _KINETICS_COLUMNS if c not in (reader.fieldnames or ())]
+        if absent:
+            raise DatasetLayoutError(
+                path,
+                f"header {reader.fieldnames} lacks {', '.join(absent)}; expected "
+                "'label,youtube_id,time_start,time_end,split' (test.csv has no labels: "
+                "it is not used)",
+            )
+        rows = []
+        for lineno, row in enumerate(reader, 2):
+            try:
+                start, end = (int(float(row["time_start"])), int(float(row["time_end"])))
+            except (TypeError, ValueError):
+                raise DatasetLayoutError(
+                    path, f"line {lineno}: time_start/time_end are not numbers: {row}"
+                ) from None
+            label, video = (row["label"] or "").strip(), (row["youtube_id"] or "").strip()
+            if not label or not video:
+                raise DatasetLayoutError(path, f"line {lineno}: empty label or youtube_id")
+            rows.append((lineno, label, f"{video}_{start:06d}_{end:06d}"))
+    _check_unique(path, ((lineno, stem) for lineno, _, stem in rows))
+    return rows
+
+
+@register_dataset("kinetics400")
+def kinetics400(
+    root: Path | None,
+    split: int,
+    subset: str,
+    *,
+    annotations_dir: str | Path | None = None,  # default ROOT/annotations, else ROOT
+    videos_dir: str | Path | None = None,  # default ROOT/videos (flat or per-class folders)
+    suffixes: Sequence[str] = WEB_SUFFIXES,  # preferred first when a video has several
+    missing: str = "skip",  # a few percent of Kinetics is gone from YouTube: listed, skipped
+) -> VideoList:
+    """Kinetics-400 from the official CSVs: train.csv (train), validate.csv (test).
+
+    Classes are the sorted labels of train.csv; a video is
+    ``<youtube_id>_<time_start:06d>_<time_end:06d>.<ext>`` anywhere under the videos
+    directory, flat or in class folders (a video in the folder of another class is an
+    error). Item names are the file names without suffix. Missing videos are left out
+    and named in ``VideoList.missing`` (``missing="error"`` refuses them).
+    """
+    root = _check_args("kinetics400", root, split, subset, missing, ONE_SPLIT)
+    adir = _find_dir(root, annotations_dir, ("annotations", "."), "annotation", _KINETICS_HINT)
+    vdir = _find_dir(root, videos_dir, ("videos",), "videos", _VIDEOS_HINT)
+    train_csv = _find_file(adir, _KINETICS_FILES["train"], _KINETICS_HINT)
+    train_rows = _read_kinetics_csv(train_csv)
+    classes = tuple(sorted({label for _, label, _ in train_rows}))
+    label_of = {name: i for i, name in enumerate(classes)}
+    if subset == "train":
+        list_file, rows = train_csv, train_rows
+    else:
+        list_file = _find_file(adir, _KINETICS_FILES["test"], _KINETICS_HINT)
+        rows = _read_kinetics_csv(list_file)
+        unknown = sorted({label for _, label, _ in rows} - set(label_of))
+        if unknown:
+            raise DatasetLayoutError(
+                list_file, f"labels not in {train_csv.name}: {_shown(unknown)}"
+            )
+    find = _index_videos(vdir, suffixes)
+    entries = [(stem, label_of[label]) for _, label, stem in rows]
+    items, absent = _build_items(vdir, entries, suffixes, missing, str(list_file), find)
+    # per-class copies: a folder named after another class means a mislabelled tree
+    wrong = [
+        f"{item.path.relative_to(vdir).as_posix()} (listed as {classes[item.label]!r})"
+        for item in items
+        if label_of.get(_folder_class(item.path.parent.name), item.label) != item.label
+    ]
+    if wrong:
+        raise DatasetLayoutError(
+            list_file, f"{len(wrong)} videos are in the folder of another class: {_shown(wrong)}"
+        )
+    _warn_empty_classes(list_file, classes, items)
+    sources = tuple(dict.fromkeys((train_csv, list_file)))
+    return VideoList("kinetics400", split, subset, classes, items, sources=sources, missing=absent)
+
+
+_SSV2_HINT = (
+    "put the official Something-Something v2 labels (labels.json, train.json, "
+    "validation.json) there"
+)
+_SSV2_FILES = {"train": "train.json", "test": "validation.json"}
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as error:
+        raise DatasetLayoutError(path, f"not valid JSON ({error})") from error
+
+
+def _read_ssv2_labels(path: Path) -> tuple[str, ...]:
+    """labels.json ``{"Approaching something with your camera": "0", ...}`` -> classes."""
+    data = _read_json(path)
+    if not isinstance(data, dict) or not data:
+        raise DatasetLayoutError(path, "expected a JSON object {class name: index}")
+    by_index: dict[int, str] = {}
+    for name, index in data.items():
+        if not str(index).isdigit() or int(index) in by_index:
+            raise DatasetLayoutError(path, f"{name!r}: index {index!r} is not a new integer")
+        by_index[int(index)] = name
+    if sorted(by_index) != list(range(len(by_index))):
+        raise DatasetLayoutError(path, "class indices must run 0..N-1 without gaps")
+    return tuple(by_index[i] for i in range(len(by_index)))
+
+
+def _read_ssv2_list(path: Path, label_of: dict[str, int]) -> list[tuple[str, int]]:
+    """train.json / validation.json entries -> (``<id>.webm``, label of the template)."""
+    data = _read_json(path)
+    if not isinstance(data, list):
+        raise DatasetLayoutError(path, 'expected a JSON list of {"id", "template", ...}')
+    entries: list[tuple[str, int]] = []
+    unknown: list[str] = []
+    for n, entry in enumerate(data):
+        if not isinstance(entry, dict) or "id" not in entry or "template" not in entry:
+            raise DatasetLayoutError(path, f"entry {n}: no 'id' or 'template': {entry!r}")
+        video = str(entry["id"])
+        _check_relative(path, n, video)
+        # the class is the template without the placeholder brackets
+        name = str(entry["template"]).replace("[", "").replace("]", "")
+        if name not in label_of:
+            unknown.append(f"{video}: {name!r}")
+            continue
+        entries.append((f"{video}.webm", label_of[name]))
+    if unknown:
+        raise DatasetLayoutError(
+            path, f"{len(unknown)} templates are not classes of labels.json: {_shown(unknown)}"
+        )
+    _check_unique(path, enumerate(name for name, _ in entries))
+    return entries
+
+
+@register_dataset("ssv2")
+def ssv2(
+    root: Path | None,
+    split: int,
+    subset: str,
+    *,
+    annotations_dir: str | Path | None = None,  # default ROOT/annotations, ROOT/labels or ROOT
+    videos_dir: str | Path | None = None,  # default ROOT/videos or 20bn-something-something-v2
+    suffixes: Sequence[str] = WEB_SUFFIXES,  # the prepared .m4v before the original .webm
+    missing: str = "skip",  # "error" or "skip" for listed videos not on disk
+) -> VideoList:
+    """Something-Something v2 (174 classes): train.json (train), validation.json (test).
+
+    Classes are in labels.json index order; an entry's class is its ``template`` with the
+    ``[...]`` brackets removed. Videos are ``<id>.webm`` (``<id>.m4v`` once prepared)
+    anywhere under the videos directory; item names are ``<id>.webm``.
+    """
+    root = _check_args("ssv2", root, split, subset, missing, ONE_SPLIT)
+    adir = _find_dir(
+        root, annotations_dir, ("annotations", "labels", "."), "annotation", _SSV2_HINT
+    )
+    vdir = _find_dir(
+        root, videos_dir, ("videos", "20bn-something-something-v2"), "videos", _VIDEOS_HINT
+    )
+    labels = _require_file(adir / "labels.json", _SSV2_HINT)
+    classes = _read_ssv2_labels(labels)
+    list_file = _require_file(adir / _SSV2_FILES[subset], _SSV2_HINT)
+    entries = _read_ssv2_list(list_file, {name: i for i, name in enumerate(classes)})
+    index = _index_videos(vdir, suffixes)
+    items, absent = _build_items(
+        vdir, entries, suffixes, missing, str(list_file), lambda name: index(name[: -len(".webm")])
+    )
+    _warn_empty_classes(list_file, classes, items)
+    return VideoList(
+        "ssv2",
+        split,
+        subset,
+        classes,
+        items,
+        hflip_labels=ssv2_mirrored(classes),
+        sources=(labels, list_file),
+        missing=absent,
+    )
+
+
+_MIRRORED = (("left to right", "right to left"), ("right to left", "left to right"))
+
+
+def ssv2_mirrored(classes: Sequence[str]) -> tuple[int, ...]:
+    """The label of each SSv2 class seen in a mirror: "left to right" and "right to left"
+    classes swap (-1: the mirrored class is not in the list, no flip); others keep theirs.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    out = []
+    for label, name in enumerate(classes):
+        for this, other in _MIRRORED:
+            if this in name:
+                out.append(index.get(name.replace(this, other), -1))
+                break
+        else:
+            out.append(label)
+    return tuple(out)

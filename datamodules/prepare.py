@@ -20,6 +20,15 @@ same relative place under ``DST``, with the container's suffix
   damaged video is kept, and when the run ends; a rerun with other options is refused,
   so one tree never mixes two encodings.
 
+* Sharding (``shard=(i, N)``, ``cvbench prepare --shard i/N``): the sorted source list
+  is cut deterministically, shard ``i`` taking every ``N``-th source from the ``i``-th
+  (0-based), so N array jobs prepare disjoint parts covering all sources into the same
+  tree. Each shard is resumable on its own and writes its own manifest,
+  ``prepare_manifest.shard-<i>-of-<N>.json`` (all of a tree's manifests must agree on
+  the options). :func:`shard_manifests` reads them together; rerunning without
+  ``--shard`` when they are done skips every finished video, retries what failed and
+  writes the one ``prepare_manifest.json`` of the whole tree, keeping the damaged marks.
+
 A run killed outright (SIGKILL, power loss) can leave hidden ``.<name>.*.part`` files
 beside the outputs; they are never taken for finished videos and can be deleted.
 """
@@ -38,10 +47,50 @@ from typing import Any
 from tqdm import tqdm
 
 from datamodules.encode import DamagedSourceError, EncodeOptions, transcode, write_json_atomic
-from datamodules.errors import DatasetLayoutError, VideoError
+from datamodules.errors import DatasetLayoutError, DatasetOptionError, VideoError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 MANIFEST = "prepare_manifest.json"
+MANIFEST_GLOB = "prepare_manifest*.json"  # the tree's manifest and its shards'
+
+
+def manifest_name(shard: tuple[int, int] | None = None) -> str:
+    """``prepare_manifest.json``, or ``prepare_manifest.shard-<i>-of-<N>.json`` for a shard."""
+    if shard is None:
+        return MANIFEST
+    return f"prepare_manifest.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``; anything else is a DatasetOptionError."""
+    index, slash, count = text.partition("/")
+    if not (slash and index.strip().isdigit() and count.strip().isdigit()):
+        raise DatasetOptionError(f"--shard must be i/N (e.g. 0/8), got {text!r}")
+    shard = (int(index), int(count))
+    check_shard(shard)
+    return shard
+
+
+def check_shard(shard: tuple[int, int]) -> None:
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise DatasetOptionError(
+            f"shard {index}/{count}: need N >= 1 and 0 <= i < N (shards are numbered from 0)"
+        )
+
+
+def shard_of(items: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
+    """The part of a sorted list a shard prepares: every N-th item from the i-th."""
+    if shard is None:
+        return list(items)
+    check_shard(shard)
+    return list(items[shard[0] :: shard[1]])
+
+
+def shard_manifests(dst_root: str | Path) -> dict[str, dict[str, Any]]:
+    """Every prepare manifest of a tree by file name (the tree's and each shard's), to
+    inspect the shards of a cluster run together (``counts``, ``complete``, ...)."""
+    return {path.name: _read_manifest(path) for path in sorted(Path(dst_root).glob(MANIFEST_GLOB))}
 
 
 @dataclass
@@ -161,11 +210,14 @@ def prepare_tree(
     extensions: Sequence[str] = VIDEO_EXTENSIONS,
     progress: bool = True,
     keep_damaged: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> PrepareReport:
     """Re-encode every video under ``src_root`` to the same relative place under ``dst_root``.
 
-    Existing outputs are skipped; the manifest ``dst_root/prepare_manifest.json`` is
-    written at the start, whenever a damaged video is kept, and at the end. Damaged
+    Existing outputs are skipped; the manifest ``dst_root/prepare_manifest.json`` (with
+    ``shard=(i, N)``: only shard i's sources, and the shard's own manifest, see
+    :func:`manifest_name`) is written at the start, whenever a damaged video is kept,
+    and at the end. Damaged
     sources are rejected unless ``keep_damaged`` (module docstring). Raises
     :class:`DatasetLayoutError` if ``src_root`` is not a directory, if it is
     ``dst_root``, or if ``dst_root`` was prepared with other options.
@@ -175,9 +227,13 @@ def prepare_tree(
         raise DatasetLayoutError(src_root, "source directory not found")
     if src_root.resolve() == dst_root.resolve():
         raise DatasetLayoutError(dst_root, "the destination must differ from the source")
-    manifest = dst_root / MANIFEST
+    if shard is not None:
+        check_shard(shard)
+    manifest = dst_root / manifest_name(shard)
     previous = _read_manifest(manifest)
-    _check_options(manifest, previous, options)
+    # every manifest of the tree (the shards' too): one tree, one encoding
+    for other in sorted(dst_root.glob(MANIFEST_GLOB)):
+        _check_options(other, _read_manifest(other), options)
 
     sources = find_videos(src_root, extensions, exclude=dst_root.resolve())
     # Two sources differing only in their suffix would write one output.
@@ -189,15 +245,22 @@ def prepare_tree(
         else:
             seen[out] = str(src_root / rel)
             pairs.append((src_root / rel, dst_root / out))
+    # cut after the collision check, so that every shard sees the same sorted list
+    pairs, collisions = shard_of(pairs, shard), shard_of(collisions, shard)
 
     # Damaged videos kept by earlier runs: their marks outlive the runs that skip them.
-    earlier = [
-        (entry["path"], str(dst_root / entry["output"]), list(entry["causes"]))
-        for entry in previous.get("damaged", [])
+    # The whole tree's run takes over the marks of its shards (its merge).
+    marks = [previous] if shard is not None else shard_manifests(dst_root).values()
+    kept_marks = {
+        (entry["path"], str(dst_root / entry["output"]), tuple(entry["causes"]))
+        for manifest_record in marks
+        for entry in manifest_record.get("damaged", [])
         if (dst_root / entry["output"]).is_file()
-    ]
+    }
+    earlier = [(src, out, list(causes)) for src, out, causes in sorted(kept_marks)]
     record: dict[str, Any] = {
         "src_root": str(src_root),
+        "shard": None if shard is None else {"index": shard[0], "count": shard[1]},
         "options": asdict(options),
         "keep_damaged": keep_damaged,
         "complete": False,
@@ -258,8 +321,8 @@ def damaged_videos(videos: Iterable[Path], root: Path | None = None) -> dict[Pat
         directory = Path(video).resolve().parent
         while directory not in looked:
             looked.add(directory)
-            manifest = directory / MANIFEST
-            if manifest.is_file():
+            # the tree's manifest and its shards' (cvbench prepare --shard)
+            for manifest in sorted(directory.glob(MANIFEST_GLOB)):
                 for entry in _read_manifest(manifest).get("damaged", []):
                     marks[(directory / entry["output"]).resolve()] = list(entry["causes"])
             if directory == stop or directory.parent == directory:

@@ -13,6 +13,12 @@ than 2 frames fewer than the container states, or an output shorter than the dur
 the container states by more than 2 frame periods or 5 %, whichever is larger.
 --keep-damaged writes such videos anyway and marks them damaged in the manifest; the
 datasets then report them by name whenever they list them.
+
+--shard i/N prepares only every N-th source of the sorted source list from the i-th
+(i = 0..N-1), for N array jobs of a cluster writing one tree; each shard resumes on its
+own and writes DST/prepare_manifest.shard-<i>-of-<N>.json. When all are done, the same
+command without --shard skips every finished video and writes the one manifest of the
+tree (docs/datasets.md, "Preparing on a cluster").
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import os
 import sys
 
 from datamodules.encode import EncodeOptions
-from datamodules.prepare import prepare_tree
+from datamodules.prepare import parse_shard, prepare_tree
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +80,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write damaged sources too, marked damaged in the manifest (default: reject them)",
     )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="i/N",
+        help="prepare only shard i of N (0-based; every N-th sorted source), e.g. a "
+        "cluster array job's index; writes prepare_manifest.shard-i-of-N.json",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -96,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         keep_damaged=args.keep_damaged,
+        shard=None if args.shard is None else parse_shard(args.shard),
     )
     print(
         f"{report.total} videos: {report.done} encoded, {report.skipped} already done "

@@ -263,6 +263,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "as an uninterrupted run)",
     )
     p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN_ID|RECORD|CHECKPOINT",
+        help="start from another run's weights (pretrain, then fine-tune): a run id (its "
+        "newest record in --output), a run record or a checkpoint; the classifier head is "
+        "re-created when the classes differ; the parent is in the record and the run id",
+    )
+    p.add_argument(
         "--limit-train-batches",
         type=batch_limit,
         default=1.0,
@@ -406,6 +414,7 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         output=args.output,
         work_dir=args.work_dir,
         resume=args.resume,
+        init_from=getattr(args, "init_from", None),
         limit_train_batches=args.limit_train_batches,
         limit_test_batches=args.limit_test_batches,
         progress=not args.no_progress,
