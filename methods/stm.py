@@ -567,10 +567,12 @@ def load_network(net: STMNet, path: str, option: str) -> dict[str, Any]:
     state = loaded.state
     if loaded.layout == "timm-vit":
         fitted, report = fit(state, net, loaded.layout)
-        if report.mismatched or not any(k.startswith("blocks.") for k in fitted):
+        # the ImageNet head may collide with ours by name: only the transformer must fit
+        wrong = [m for m in report.mismatched if m[0].startswith(("blocks.", "norm."))]
+        if wrong or not any(k.startswith("blocks.") for k in fitted):
             raise ValueError(
                 f"{option}: {resolved} is a timm ViT that does not fit this transformer "
-                f"(shape mismatch {report.mismatched[:3]})"
+                f"(shape mismatch {wrong[:3]})"
             )
         net.load_state_dict(fitted, strict=False)
         return {
@@ -579,7 +581,7 @@ def load_network(net: STMNet, path: str, option: str) -> dict[str, Any]:
             "layout": loaded.layout,
             "loaded_keys": len(fitted),
             "landed": report.landed(1),
-            "skipped_keys": len(report.unexpected),
+            "skipped_keys": len(report.unexpected) + len(report.mismatched),
         }
     own = net.state_dict()
     skipped = [

@@ -459,7 +459,9 @@ class TCAR(BaseMethod):
         visual = read_checkpoint(visual_path) if visual_path is not None else None
         if visual is not None:
             # a visual-only state dict, a whole CLIP or BIKE's checkpoint: its visual tower
-            self.pretrained.append(load_into(clip.visual, visual_path, "pretrained_visual"))
+            self.pretrained.append(
+                load_into(clip.visual, visual_path, "pretrained_visual", others_ok=True)
+            )
         prompts = [class_prompt(name, c.prompt) for name in self.class_names]
         tokens = open_clip.tokenize(prompts, context_length=c.clip.context_length)  # (C, L)
         streams = {

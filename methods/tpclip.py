@@ -122,6 +122,7 @@ from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
 from methods.weights import (
     Checkpoint,
+    Loaded,
     WeightsError,
     load_into,
     load_state_dict,
@@ -808,6 +809,20 @@ class TemporalPromptCLIPMethod(BaseMethod):
             warmup_epochs=5.0,
             epochs=30,
         )
+
+    def weight_state(self, option: str, loaded: Loaded) -> dict[str, torch.Tensor]:
+        """Chinese-CLIP's names (``text_model.*``, ``text_projection``) -> the text branch's
+        (``encoder.*``, ``projection``), as loading does; other options as read."""
+        if option != "pretrained_cn":
+            return loaded.state
+        state = {
+            f"encoder.{k.removeprefix('text_model.')}": v
+            for k, v in loaded.state.items()
+            if k.startswith("text_model.") and ".pooler." not in k
+        }
+        if "text_projection.weight" in loaded.state:
+            state["projection.weight"] = loaded.state["text_projection.weight"]
+        return state
 
     @classmethod
     def pretrained_fixture(cls, config: TPCLIPConfig, directory: Path) -> dict[str, str]:

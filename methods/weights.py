@@ -203,8 +203,8 @@ def _bare_layout(state: Mapping[str, Any]) -> str:
         return "open_clip"
     if "blocks.0.attn.qkv.weight" in keys and "cls_token" in keys:
         return "timm-vit"
-    conv1 = state.get("conv1.weight")
-    if isinstance(conv1, torch.Tensor) and conv1.dim() == 4 and "layer1.0.conv1.weight" in keys:
+    block = state.get("layer1.0.conv1.weight")  # timm's deep stems have no conv1.weight
+    if isinstance(block, torch.Tensor) and block.dim() == 4:
         return "timm-resnet"
     return "state-dict"
 
@@ -336,6 +336,7 @@ def fit(
         return sum(k in own for k in s)
 
     best = max(_PREFIXES, key=lambda p: score(strip_prefix(dict(state), p) if p else state))
+    dropped = sorted(k for k in state if not k.startswith(best))  # outside the prefix
     state = strip_prefix(dict(state), best) if best else dict(state)
     if best and score(state):
         conversion.append(f"kept keys under {best!r}")
@@ -365,26 +366,32 @@ def fit(
         conversion=conversion,
         matched=sorted(fitted),
         missing=sorted(k for k in own if k not in fitted and k not in wrong),
-        unexpected=sorted(k for k in state if k not in own),
+        unexpected=sorted(k for k in state if k not in own) + dropped,
         mismatched=mismatched,
     )
     return fitted, report
 
 
 def load_into(
-    module: nn.Module, path: str | os.PathLike | None, option: str, strict: bool = True
+    module: nn.Module,
+    path: str | os.PathLike | None,
+    option: str,
+    strict: bool = True,
+    others_ok: bool = False,
 ) -> dict[str, Any]:
     """Load a checkpoint file (any layout) into ``module``; the record for the run's JSON.
 
     ``strict`` False tolerates missing keys (heads) and unexpected ones (another head);
-    a shape mismatch is always an error, as is a strict load that misses or adds keys.
+    ``others_ok`` tolerates unexpected keys only (the other towers of a whole CLIP). A
+    shape mismatch is always an error, as is a strict load that misses or adds keys.
     """
     resolved = resolve(path, option)
     if resolved is None:
         return random_record(option, path)
     loaded = read_checkpoint(resolved)
     state, report = fit(loaded.state, module, loaded.layout)
-    if report.mismatched or (strict and (report.missing or report.unexpected)):
+    unexpected = report.unexpected if strict and not others_ok else []
+    if report.mismatched or (strict and report.missing) or unexpected:
         raise WeightsError(
             f"{option}: {resolved} ({loaded.layout}) does not fit {type(module).__name__}: "
             f"missing {report.missing[:4]}, unexpected {report.unexpected[:4]}, "
