@@ -281,7 +281,7 @@ class KeyReport:
     unexpected: list[str]  # checkpoint keys with no target
     mismatched: list[tuple[str, list[int], list[int]]]  # (key, checkpoint shape, target shape)
 
-    def landed(self, depth: int = 2) -> dict[str, int]:
+    def landed(self, depth: int = 1) -> dict[str, int]:
         """Matched tensors per module (key prefix of ``depth`` names)."""
         return dict(Counter(".".join(k.split(".")[:depth]) for k in self.matched))
 

@@ -414,3 +414,14 @@ def test_explicit_none_is_recorded_and_coviar_drops_the_imagenet_multipliers() -
     scales = {g.name: g.lr_scale for g in model.param_groups()}
     config = model.config
     assert scales["iframe.body"] == pytest.approx(config.stream_lr_scale[0])
+
+
+def test_check_reads_a_chinese_clip_directory(tmp_path: Path) -> None:
+    config = get_method("tpclip").make_config("tiny")
+    directory = get_method("tpclip").module.pretrained_fixture(config, tmp_path)["pretrained_cn"]
+    model = build("tpclip", **weights_off("tpclip", "tiny"))
+    report = check_checkpoint(model, "tpclip", "pretrained_cn", directory)
+    assert report["layout"] == "huggingface" and not report["missing"]
+    assert set(report["landed"]) == {"encoder", "projection"}
+    # built without the directory, the fallback vocabulary has another size: reported
+    assert [m[0] for m in report["mismatched"]] == ["encoder.embeddings.word_embeddings.weight"]
