@@ -33,6 +33,7 @@ from cvbench.commands import (
     run,
     table,
     test,
+    weights,
 )
 from datamodules.errors import CvbenchError
 
@@ -49,6 +50,7 @@ _COMMANDS = (
     control,
     baseline,
     check,
+    weights,
 )
 
 

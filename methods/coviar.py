@@ -70,7 +70,14 @@ from datamodules.contract import DataSpec, Modality
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig, ParamGroup
 from methods.registry import register_method
-from methods.weights import NONE, WeightsError, load_state_dict, resolve
+from methods.weights import (
+    Checkpoint,
+    WeightsError,
+    is_random,
+    load_state_dict,
+    random_record,
+    resolve,
+)
 
 # The three streams in fusion order (I, MV, R) and their input channels. Per-stream config
 # tuples follow this order.
@@ -155,7 +162,7 @@ def load_stream_weights(
     """
     resolved = resolve(path, option)
     if resolved is None:
-        return {"option": option, "weights": NONE}
+        return random_record(option, path)
     state = load_state_dict(resolved)
     own = stream.backbone.state_dict()
     stem_name, stem = first_conv(stream.backbone)
@@ -323,6 +330,19 @@ class CoViAR(BaseMethod):
             load_stream_weights(self.net.streams[m], path, option, config.mv_stem_init)
             for m, (option, path) in zip(STREAMS, config.pretrained().items(), strict=True)
         ]
+        for record, (body, stem) in zip(self.pretrained, self.backbone_lr_mults(), strict=True):
+            record["lr_mult"] = {"body": body, "stem": stem}
+
+    def backbone_lr_mults(self) -> list[tuple[float, float]]:
+        """Per stream, the (body, stem) lr multipliers applied: the reference's (0.01 on the
+        bodies, 0.01 / 0.1 on the stems) assume ImageNet weights, so a stream that starts
+        from random weights learns at its stream's full lr (1.0) instead."""
+        c = self.config
+        paths = c.pretrained().values()
+        return [
+            (1.0, 1.0) if is_random(path) else (c.body_lr_mult, stem)
+            for path, stem in zip(paths, c.stem_lr_mult, strict=True)
+        ]
 
     @property
     def data_spec(self) -> DataSpec:
@@ -353,14 +373,15 @@ class CoViAR(BaseMethod):
         """Reference lr multipliers per stream: stem (+ input BN), body, classifier."""
         c = self.config
         groups = []
-        for m, scale, stem_mult in zip(STREAMS, c.stream_lr_scale, c.stem_lr_mult, strict=True):
+        mults = self.backbone_lr_mults()
+        for m, scale, (body_mult, stem_mult) in zip(STREAMS, c.stream_lr_scale, mults, strict=True):
             stream = self.net.streams[m]
             stem = [stream.input_bn, *stem_modules(stream.backbone)]
             stem_ids = {id(p) for module in stem for p in module.parameters()}
             body = [p for p in stream.backbone.parameters() if id(p) not in stem_ids]
             parts = {
                 "stem": ([p for module in stem for p in module.parameters()], stem_mult),
-                "body": (body, c.body_lr_mult),
+                "body": (body, body_mult),
                 "head": (list(stream.head.parameters()), c.head_lr_mult),
             }
             for part, (params, mult) in parts.items():
@@ -409,10 +430,32 @@ def _split_biases(
     ]
 
 
+def _imagenet_resnet(option: str, depth: int, stream: str) -> Checkpoint:
+    return Checkpoint(
+        option=option,
+        name=f"ResNet-{depth} ImageNet-1k (torchvision IMAGENET1K_V1 / timm resnet{depth}.tv_in1k)",
+        publisher=f"torchvision (the reference's torchvision.models.resnet{depth}(pretrained=True))",
+        source=f"torchvision ResNet{depth}_Weights.IMAGENET1K_V1; Hugging Face "
+        f"timm/resnet{depth}.tv_in1k",
+        layout="timm-resnet",
+        serves=f"CoViAR rows of the compared tables (e.g. TCAR-Net, MEACI-Net, CVPT Table 1): "
+        f"the {stream} stream",
+        target=f"net.streams.{stream}.backbone",
+    )
+
+
+WEIGHTS = (
+    _imagenet_resnet("pretrained_iframe", 152, "iframe"),
+    _imagenet_resnet("pretrained_mv", 18, "mv"),
+    _imagenet_resnet("pretrained_residual", 18, "residual"),
+)
+
+
 register_method(
     "coviar",
     CoViAR,
     CoViARConfig,
     {"paper": paper, "tiny": tiny},
     "CoViAR (CVPR 2018): ResNet-152 on I-frames + ResNet-18 on accumulated MV and residual, 2:1:1 late fusion",
+    WEIGHTS,
 )

@@ -99,7 +99,14 @@ from datamodules.contract import DataSpec
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig, count_parameters
 from methods.registry import register_method
-from methods.weights import NONE, WeightsError, load_state_dict, resolve
+from methods.weights import (
+    Checkpoint,
+    Loaded,
+    WeightsError,
+    random_record,
+    read_checkpoint,
+    resolve,
+)
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -310,15 +317,22 @@ def load_videomae(backbone: VideoViT, path: str, option: str) -> dict[str, objec
     """Load a local VideoMAE checkpoint into ``backbone``; the record for the run's JSON."""
     resolved = resolve(path, option)
     if resolved is None:
-        return {"option": option, "weights": NONE}
-    state, fmt = videomae_state_dict(load_state_dict(resolved))
+        return random_record(option, path)
+    loaded = read_checkpoint(resolved)
+    state, fmt = videomae_state_dict(loaded.state)
     result = backbone.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise WeightsError(
             f"{option}: {resolved} is not a VideoMAE ViT of this config ({fmt} format read); "
             f"missing {result.missing_keys[:4]}, unexpected {result.unexpected_keys[:4]}"
         )
-    return {"option": option, "weights": str(resolved), "format": fmt, "missing_keys": 0}
+    return {
+        "option": option,
+        "weights": str(resolved),
+        "layout": loaded.layout,
+        "format": fmt,
+        "missing_keys": 0,
+    }
 
 
 # --------------------------------------------------------------------------- the network
@@ -489,6 +503,10 @@ class CVPT(BaseMethod):
             optimizer="adamw", lr=1e-3, weight_decay=1e-4, warmup_epochs=5.0, schedule="cosine"
         )
 
+    def weight_state(self, option: str, loaded: Loaded) -> dict[str, torch.Tensor]:
+        """VideoMAE's names (any of its formats) -> ours, as loading does."""
+        return videomae_state_dict(loaded.state)[0]
+
     @classmethod
     def pretrained_fixture(cls, config: CVPTConfig, directory: Path) -> dict[str, str]:
         """Write a backbone checkpoint in the original VideoMAE format; the overrides that load it."""
@@ -509,6 +527,21 @@ class CVPT(BaseMethod):
         return {"pretrained": str(path)}
 
 
+WEIGHTS = (
+    Checkpoint(
+        option="pretrained",
+        name="VideoMAE ViT-B/16 Kinetics-400 (1600-epoch pre-training, fine-tuned)",
+        publisher="MCG-NJU (VideoMAE, NeurIPS 2022)",
+        source="github.com/MCG-NJU/VideoMAE MODEL_ZOO.md (checkpoint.pth)",
+        layout="videomae",
+        serves="Table 1 'CVPT (Ours)' ViT-B rows (HMDB-51 / UCF-101, pre-trained on K-400)",
+        target="net.backbone",
+        note="the pre-training checkpoint (encoder.*) and the Hugging Face "
+        "MCG-NJU/videomae-base-finetuned-kinetics directory load too",
+    ),
+)
+
+
 register_method(
     "cvpt",
     CVPT,
@@ -516,4 +549,5 @@ register_method(
     {"paper": paper, "tiny": tiny},
     "CVPT (NeurIPS 2023): frozen VideoMAE ViT-B on I-frames, MV/residual conditional "
     "prompts refined by SCCP blocks at every layer",
+    WEIGHTS,
 )

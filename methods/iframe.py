@@ -25,7 +25,7 @@ from torch import nn
 from datamodules.contract import DataSpec, Modality, Sampling, SamplingSpec
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import load_into
+from methods.weights import Checkpoint, load_into
 
 
 class IFrameNet(nn.Module):
@@ -103,10 +103,24 @@ class IFrameBaseline(BaseMethod):
         return {"pretrained": str(path)}
 
 
+WEIGHTS = (
+    Checkpoint(
+        option="pretrained",
+        name="ResNet-50 ImageNet-1k (timm resnet50.a1_in1k or torchvision IMAGENET1K_V1)",
+        publisher="timm / torchvision",
+        source="Hugging Face timm/resnet50.a1_in1k; torchvision ResNet50_Weights.IMAGENET1K_V1",
+        layout="timm-resnet",
+        serves="the I-frame-only baseline rows (CoViAR's I-frame stream, ImageNet start)",
+        target="net.backbone",
+    ),
+)
+
+
 register_method(
     "iframe",
     IFrameBaseline,
     IFrameConfig,
     {"paper": paper, "tiny": tiny},
     "appearance-only baseline: 2D CNN on I-frames, TSN averaging (CoViAR's I-frame stream)",
+    WEIGHTS,
 )

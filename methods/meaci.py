@@ -83,7 +83,15 @@ from datamodules.contract import DataSpec
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import NONE, load_state_dict, resolve, strip_prefix
+from methods.weights import (
+    Checkpoint,
+    WeightsError,
+    fit,
+    load_state_dict,
+    random_record,
+    read_checkpoint,
+    resolve,
+)
 
 MOTION_CHANNELS = 5  # accumulated MV (dx, dy) + accumulated residual (R, G, B)
 EXPANSION = 4  # ResNet-50 bottleneck: output width = 4 x inner width
@@ -462,25 +470,33 @@ class MEACI(BaseMethod):
         self.pretrained = [self._load_rgb(config.rgb_pretrained), self._load(config.pretrained)]
 
     def _load_rgb(self, path: str) -> dict[str, Any]:
-        """An I3D-ResNet50 (mmaction2 ``backbone.*`` keys, or bare) into the RGB stream."""
+        """An I3D-ResNet50 (mmaction2 ``backbone.*`` keys, or bare) into the RGB stream, or
+        a 2D ImageNet ResNet-50 (torchvision / timm names) inflated to it (I3D)."""
         resolved = resolve(path, "rgb_pretrained")
         if resolved is None:
-            return {"option": "rgb_pretrained", "weights": NONE}
-        state = load_state_dict(resolved)
-        backbone = strip_prefix(state, "backbone.")  # drops mmaction2's cls_head
+            return random_record("rgb_pretrained", path)
+        loaded = read_checkpoint(resolved)
+        backbone, report = fit(loaded.state, self.net.rgb, loaded.layout)  # drops cls_head
+        if report.missing or report.mismatched:
+            raise WeightsError(
+                f"rgb_pretrained: {resolved} ({loaded.layout}) does not fit the I3D-ResNet50: "
+                f"missing {report.missing[:4]}, shape mismatch {report.mismatched[:2]}"
+            )
         self.net.rgb.load_state_dict(backbone, strict=True)
         return {
             "option": "rgb_pretrained",
             "weights": str(resolved),
+            "layout": loaded.layout,
+            "conversion": report.conversion,
             "loaded_keys": len(backbone),
-            "skipped_keys": len(state) - len(backbone),
+            "skipped_keys": len(report.unexpected),
         }
 
     def _load(self, path: str) -> dict[str, Any]:
         """A whole MEACI-Net state dict; heads of another class count are skipped."""
         resolved = resolve(path, "pretrained")
         if resolved is None:
-            return {"option": "pretrained", "weights": NONE}
+            return random_record("pretrained", path)
         state = load_state_dict(resolved)  # strips our Lightning checkpoints' "net."
         own = self.net.state_dict()
         heads = ("head_rgb.", "head_motion.", "head_fused.")
@@ -544,10 +560,47 @@ class MEACI(BaseMethod):
         }
 
 
+WEIGHTS = (
+    Checkpoint(
+        option="rgb_pretrained",
+        name="I3D ResNet-50 Kinetics-400 (i3d_r50_32x2x1_100e_kinetics400_rgb)",
+        publisher="OpenMMLab (mmaction2)",
+        source="mmaction2 model zoo, configs/recognition/i3d",
+        layout="mmaction2",
+        serves="Table 1 'MEACI-Net' (HMDB-51, UCF-101, Kinetics-400): the RGB stream",
+        target="net.rgb",
+    ),
+    Checkpoint(
+        option="rgb_pretrained",
+        name="ResNet-50 ImageNet-1k (IMAGENET1K_V1 / timm resnet50.tv_in1k)",
+        publisher="torchvision / timm",
+        source="torchvision.models.ResNet50_Weights.IMAGENET1K_V1; Hugging Face timm/resnet50.tv_in1k",
+        layout="timm-resnet",
+        serves="the I3D inflation the Kinetics-400 I3D itself started from",
+        target="net.rgb",
+        paper_start=False,
+        note="2D kernels inflated over time (repeated, divided by the temporal size)",
+    ),
+    Checkpoint(
+        option="pretrained",
+        name="MEACI-Net Kinetics-400 (whole network)",
+        publisher="the paper's authors (not published)",
+        source="none: the paper pre-trains MEACI-Net on Kinetics-400 itself (Sec. 4.1)",
+        layout="lightning",
+        serves="Table 1 'MEACI-Net' HMDB-51 / UCF-101 (fine-tuned from K-400)",
+        target="net",
+        paper_start=False,
+        note="train it with `cvbench run --method meaci --dataset kinetics400`, then point "
+        "pretrained at its final checkpoint; not required since nothing published exists",
+    ),
+)
+
+
 register_method(
     "meaci",
     MEACI,
     MEACIConfig,
     {"paper": paper, "paper_3clip": paper_3clip, "tiny": tiny},
     "MEACI-Net (IJCAI 2022): I3D-R50 on I-frames + CME on MV+residual, SMC/CMA, 3 heads",
+    WEIGHTS,
 )

@@ -7,6 +7,7 @@ its config dataclass and its presets (``paper``, ``tiny`` and larger variants).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from methods.config import apply_overrides
 
 if TYPE_CHECKING:
     from methods.base import BaseMethod, OptimConfig
+    from methods.weights import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class MethodEntry:
     config: type  # its config dataclass
     presets: Mapping[str, Callable[[], Any]]  # preset name -> config factory
     summary: str  # one line: paper, venue, modalities
+    weights: tuple[Checkpoint, ...] = ()  # the published checkpoints the paper started from
 
     def make_config(
         self, preset: str, overrides: Mapping[str, Any] | None = None, source: str = "overrides"
@@ -47,14 +50,20 @@ def register_method(
     config: type,
     presets: Mapping[str, Callable[[], Any]],
     summary: str,
+    weights: Sequence[Checkpoint] = (),
 ) -> MethodEntry:
-    """Register ``module`` under ``name``; a duplicate name is an error."""
+    """Register ``module`` under ``name`` with its weight manifest (``weights``: the
+    published checkpoints its paper preset started from); a duplicate name is an error."""
     if name in _METHODS:
         raise ValueError(f"method {name!r} is already registered")
     for required in ("paper", "tiny"):
         if required not in presets:
             raise ValueError(f"method {name!r} must have a {required!r} preset")
-    entry = MethodEntry(name, module, config, dict(presets), summary)
+    options = {f.name for f in dataclasses.fields(config)}
+    for c in weights:
+        if c.option not in options:
+            raise ValueError(f"method {name!r}: weight manifest names unknown option {c.option!r}")
+    entry = MethodEntry(name, module, config, dict(presets), summary, tuple(weights))
     _METHODS[name] = entry
     return entry
 

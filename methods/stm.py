@@ -116,7 +116,7 @@ from datamodules.contract import DataSpec, Modality
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import NONE, load_state_dict, resolve
+from methods.weights import Checkpoint, fit, random_record, read_checkpoint, resolve
 
 # --------------------------------------------------------------------------- spiking neurons
 
@@ -554,15 +554,35 @@ class STMMethod(BaseMethod):
 
 
 def load_network(net: STMNet, path: str, option: str) -> dict[str, Any]:
-    """Load a state dict of :class:`STMNet` (bare, or a Lightning checkpoint of this method).
+    """Load a state dict of :class:`STMNet` (bare, or a Lightning checkpoint of this method),
+    or a timm ViT (ImageNet) into the unified transformer (``blocks.*``, ``norm``).
 
     The classifier is skipped when its shape differs (a model trained on other classes);
-    every other tensor must match.
+    every other tensor of a whole network must match.
     """
     resolved = resolve(path, option)
     if resolved is None:
-        return {"option": option, "weights": NONE}
-    state = load_state_dict(resolved)  # a checkpoint of STMMethod loses its "net." prefix
+        return random_record(option, path)
+    loaded = read_checkpoint(resolved)  # a checkpoint of STMMethod loses its "net." prefix
+    state = loaded.state
+    if loaded.layout == "timm-vit":
+        fitted, report = fit(state, net, loaded.layout)
+        # the ImageNet head may collide with ours by name: only the transformer must fit
+        wrong = [m for m in report.mismatched if m[0].startswith(("blocks.", "norm."))]
+        if wrong or not any(k.startswith("blocks.") for k in fitted):
+            raise ValueError(
+                f"{option}: {resolved} is a timm ViT that does not fit this transformer "
+                f"(shape mismatch {wrong[:3]})"
+            )
+        net.load_state_dict(fitted, strict=False)
+        return {
+            "option": option,
+            "weights": str(resolved),
+            "layout": loaded.layout,
+            "loaded_keys": len(fitted),
+            "landed": report.landed(1),
+            "skipped_keys": len(report.unexpected) + len(report.mismatched),
+        }
     own = net.state_dict()
     skipped = [
         k for k in ("head.weight", "head.bias") if k in state and state[k].shape != own[k].shape
@@ -577,7 +597,38 @@ def load_network(net: STMNet, path: str, option: str) -> dict[str, Any]:
             f"{option}: {resolved} is not a state dict of this STM network "
             f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
-    return {"option": option, "weights": str(resolved), "skipped_keys": skipped}
+    return {
+        "option": option,
+        "weights": str(resolved),
+        "layout": loaded.layout,
+        "skipped_keys": skipped,
+    }
+
+
+WEIGHTS = (
+    Checkpoint(
+        option="pretrained",
+        name="ViT-B/16 ImageNet (timm vit_base_patch16_224.augreg_in21k_ft_in1k)",
+        publisher="Google / timm",
+        source="Hugging Face timm/vit_base_patch16_224.augreg_in21k_ft_in1k",
+        layout="timm-vit",
+        serves="none of the paper's rows: an optional start of the unified transformer",
+        target="net",
+        paper_start=False,
+        note="the paper trains UCF-101, HMDB-51, K-400 and K-600 from scratch (Sec. 4.1); "
+        "loads blocks.* and norm, the rest stays random",
+    ),
+    Checkpoint(
+        option="pretrained",
+        name="STM Kinetics-400 (whole network)",
+        publisher="the paper's authors (not published)",
+        source="none: train `cvbench run --method stm --dataset kinetics400`",
+        layout="lightning",
+        serves="Table 2 SS-v2 row (initialised from K-400, Sec. 4.1)",
+        target="net",
+        paper_start=False,
+    ),
+)
 
 
 register_method(
@@ -587,4 +638,5 @@ register_method(
     {"paper": paper, "tiny": tiny},
     "spiking temporal modulators + unified transformer + mixer + RRDB on I/acc. MV/acc. R "
     "(arXiv 2503.13724)",
+    WEIGHTS,
 )

@@ -80,7 +80,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import open_clip
 import torch
@@ -92,7 +92,7 @@ from datamodules.contract import DataSpec, Modality, Normalization
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import load_into, load_state_dict, resolve, strip_prefix
+from methods.weights import Checkpoint, Loaded, fit, load_into, read_checkpoint, resolve
 
 VOCAB_SIZE = 49408  # open_clip's bundled BPE tokenizer (works offline)
 
@@ -456,11 +456,12 @@ class TCAR(BaseMethod):
         clip = c.clip.build()
         self.pretrained = [load_into(clip, c.pretrained, "pretrained")]
         visual_path = resolve(c.pretrained_visual, "pretrained_visual")
-        if visual_path is not None:
-            state = load_state_dict(visual_path)
-            state = strip_prefix(state, "visual.")  # a whole CLIP: its visual tower
-            clip.visual.load_state_dict(state)
-            self.pretrained.append({"option": "pretrained_visual", "weights": str(visual_path)})
+        visual = read_checkpoint(visual_path) if visual_path is not None else None
+        if visual is not None:
+            # a visual-only state dict, a whole CLIP or BIKE's checkpoint: its visual tower
+            self.pretrained.append(
+                load_into(clip.visual, visual_path, "pretrained_visual", others_ok=True)
+            )
         prompts = [class_prompt(name, c.prompt) for name in self.class_names]
         tokens = open_clip.tokenize(prompts, context_length=c.clip.context_length)  # (C, L)
         streams = {
@@ -487,6 +488,25 @@ class TCAR(BaseMethod):
             mv_gain=c.mv_gain,
         )
         self.freeze(self.net.encoders, self.net.text)
+        if visual is not None and "temporal" in visual.extra:
+            self.pretrained.append(self._load_temporal(visual))
+
+    def _load_temporal(self, visual: Loaded) -> dict[str, Any]:
+        """BIKE's temporal transformer (``fusion_model_state_dict``) into both of ours,
+        tensor by tensor where the shapes match (BIKE's names renamed to ours)."""
+        state = bike_temporal_state(visual.extra["temporal"])
+        record: dict[str, Any] = {"option": "pretrained_visual", "part": "temporal transformers"}
+        for stream, module in self.net.temporal.items():
+            fitted, report = fit(state, module, visual.layout)
+            module.load_state_dict(fitted, strict=False)
+            record[stream] = {"loaded": len(fitted), "shape_mismatch": len(report.mismatched)}
+        return record
+
+    def weight_target(self, option: str) -> nn.Module:
+        """What ``option``'s tensors fill: a whole CLIP (``pretrained``), one visual tower."""
+        if option == "pretrained":
+            return self.config.clip.build()
+        return next(iter(self.net.encoders.values()))
 
     @property
     def data_spec(self) -> DataSpec:
@@ -524,10 +544,54 @@ class TCAR(BaseMethod):
         return {"pretrained": str(path)}
 
 
+def bike_temporal_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """BIKE's ``video_header`` names -> ours (``transformer.resblocks`` -> ``blocks``,
+    ``frame_position_embeddings`` -> ``position``, ``mlp.c_fc``/``c_proj`` -> ``mlp.0``/``2``)."""
+    renames = (
+        ("transformer.resblocks.", "blocks."),
+        ("frame_position_embeddings.", "position."),
+        (".mlp.c_fc.", ".mlp.0."),
+        (".mlp.c_proj.", ".mlp.2."),
+    )
+    out = {}
+    for key, value in state.items():
+        for old, new in renames:
+            key = key.replace(old, new)
+        out[key] = value
+    return out
+
+
+WEIGHTS = (
+    Checkpoint(
+        option="pretrained",
+        name="CLIP ViT-B/16",
+        publisher="OpenAI",
+        source="github.com/openai/CLIP (ViT-B-16.pt); open_clip 'ViT-B-16' pretrained='openai'",
+        layout="openai-torchscript",
+        serves="Table 1 'Ours ViT/B', Table 3 PEFT row, Table 4 'CLIP' (text tower, towers' init)",
+        target="clip",
+        note="an open_clip state dict of the same weights loads too; paper_l: ViT-L/14. The "
+        "paper names CLIP ViT-B/32's text encoder; the preset uses ViT-B/16's (same width)",
+    ),
+    Checkpoint(
+        option="pretrained_visual",
+        name="BIKE ViT-B/16 Kinetics-400 (k400-vitb-16-f8x224)",
+        publisher="Wu et al. (BIKE, CVPR 2023)",
+        source="github.com/whwu95/BIKE model zoo",
+        layout="bike",
+        serves="Table 1 'Ours ViT/B', Table 4 'K400' (74.3 HMDB-51)",
+        target="visual tower",
+        note="visual tower into every encoder; BIKE's temporal transformer into ours where the "
+        "shapes match",
+    ),
+)
+
+
 register_method(
     "tcar",
     TCAR,
     TCARConfig,
     {"paper": paper, "paper_l": paper_l, "tiny": tiny},
     "TCAR-Net: frozen CLIP on I/R/MV, temporal transformers, text-guided saliency (I+MV+R+text)",
+    WEIGHTS,
 )

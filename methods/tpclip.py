@@ -120,7 +120,15 @@ from datamodules.contract import DataSpec, Modality, Normalization
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import BaseMethod, OptimConfig
 from methods.registry import register_method
-from methods.weights import NONE, WeightsError, load_into, load_state_dict, resolve
+from methods.weights import (
+    Checkpoint,
+    Loaded,
+    WeightsError,
+    load_into,
+    load_state_dict,
+    random_record,
+    resolve,
+)
 
 BUILTIN = "builtin"  # label_dictionary value: the YAML shipped beside this module
 LABELS_FILE = "tpclip_labels_zh.yaml"
@@ -409,8 +417,7 @@ class ChineseTextBranch(nn.Module):
             text_config = _chinese_text_config(config, config.cn_vocab_size)
             projection_dim, state = config.embed_dim, None
             self.record = {
-                "option": "pretrained_cn",
-                "weights": NONE,
+                **random_record("pretrained_cn", config.pretrained_cn),
                 "tokenizer": f"character fallback, {len(vocab)} tokens",
             }
         else:
@@ -803,6 +810,20 @@ class TemporalPromptCLIPMethod(BaseMethod):
             epochs=30,
         )
 
+    def weight_state(self, option: str, loaded: Loaded) -> dict[str, torch.Tensor]:
+        """Chinese-CLIP's names (``text_model.*``, ``text_projection``) -> the text branch's
+        (``encoder.*``, ``projection``), as loading does; other options as read."""
+        if option != "pretrained_cn":
+            return loaded.state
+        state = {
+            f"encoder.{k.removeprefix('text_model.')}": v
+            for k, v in loaded.state.items()
+            if k.startswith("text_model.") and ".pooler." not in k
+        }
+        if "text_projection.weight" in loaded.state:
+            state["projection.weight"] = loaded.state["text_projection.weight"]
+        return state
+
     @classmethod
     def pretrained_fixture(cls, config: TPCLIPConfig, directory: Path) -> dict[str, str]:
         """Write an open_clip state dict and a Chinese-CLIP directory (config.json, weights
@@ -820,6 +841,31 @@ class TemporalPromptCLIPMethod(BaseMethod):
         return {"pretrained": str(clip_path), "pretrained_cn": str(cn_dir)}
 
 
+WEIGHTS = (
+    Checkpoint(
+        option="pretrained",
+        name="CLIP ViT-B/16",
+        publisher="OpenAI",
+        source="github.com/openai/CLIP (ViT-B-16.pt); open_clip 'ViT-B-16-quickgelu' "
+        "pretrained='openai'",
+        layout="openai-torchscript",
+        serves="Tables 7-9 (closed set, few-shot, zero-shot): 'Ours' ViT-B/16 rows",
+        target="net.clip",
+        note="an open_clip state dict of the same weights loads too",
+    ),
+    Checkpoint(
+        option="pretrained_cn",
+        name="Chinese-CLIP ViT-B/16 (RoBERTa-wwm-base text tower)",
+        publisher="OFA-Sys (Chinese-CLIP)",
+        source="Hugging Face OFA-Sys/chinese-clip-vit-base-patch16",
+        layout="huggingface",
+        serves="the Chinese-label branch of every 'Ours' row (Sec. 3.4)",
+        target="net.cn",
+        note="a directory: config.json, model weights, vocab.txt",
+    ),
+)
+
+
 register_method(
     "tpclip",
     TemporalPromptCLIPMethod,
@@ -827,4 +873,5 @@ register_method(
     {"paper": paper, "tiny": tiny},
     "temporal-prompt CLIP (Electronics 2024): frozen CLIP ViT-B/16 + reparameterized "
     "temporal prompts, English + Chinese label supervision, on RGB frames (or I-frames)",
+    WEIGHTS,
 )

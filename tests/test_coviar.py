@@ -94,9 +94,11 @@ def test_fusion_weights_must_be_valid() -> None:
         build(fusion_weights=(1.0, -1.0, 1.0))
 
 
-def test_reference_learning_rates_per_group() -> None:
-    """Paper multipliers: I 3e-4, MV 1e-2, R 5e-3 (UCF-101) x body 0.01 / MV-R stem 0.1 / head 1."""
+def test_reference_learning_rates_per_group(tmp_path) -> None:
+    """Paper multipliers: I 3e-4, MV 1e-2, R 5e-3 (UCF-101) x body 0.01 / MV-R stem 0.1 / head 1,
+    with ImageNet weights in every stream (the multipliers assume them)."""
     paper = get_method("coviar").presets["paper"]()
+    weights = CoViAR.pretrained_fixture(get_method("coviar").presets["tiny"](), tmp_path)
     reference = {
         f"{s}.{p}": v
         for s, base in (("iframe", 3e-4), ("mv", 1e-2), ("residual", 5e-3))
@@ -107,12 +109,17 @@ def test_reference_learning_rates_per_group() -> None:
         )
     }
     lr_fields = ("stream_lr_scale", "body_lr_mult", "stem_lr_mult", "head_lr_mult")
-    model = build(**{k: getattr(paper, k) for k in lr_fields})
+    model = build(**{k: getattr(paper, k) for k in lr_fields}, **weights)
     lr = CoViAR.default_optim().lr
     groups = model.param_groups()
     for g in groups:
         assert g.lr_scale * lr == pytest.approx(reference[g.name.removesuffix(".bias")])
         assert g.weight_decay == (0.0 if g.name.endswith(".bias") else None)
+    assert [r["lr_mult"] for r in model.pretrained] == [
+        {"body": 0.01, "stem": 0.01},
+        {"body": 0.01, "stem": 0.1},
+        {"body": 0.01, "stem": 0.1},
+    ]
     # every trainable parameter in exactly one group
     ids = [id(p) for g in groups for p in g.params]
     assert len(ids) == len(set(ids)) == sum(1 for p in model.parameters() if p.requires_grad)
