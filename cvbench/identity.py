@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 WEIGHT_OPTION = "pretrained"  # config fields whose name holds this word name weight files
 NONE = "none"  # a weight option's value for random weights (methods.weights.NONE)
+EXPLICIT_NONE = "none (explicit)"  # methods.weights.EXPLICIT_NONE: random where the paper had weights
 
 
 class RunIdentityError(CvbenchError, ValueError):
@@ -95,8 +96,11 @@ def weights_fingerprint(config: Any, paths: dict[str, str] | None = None) -> lis
     out = []
     for option in weight_options(config):
         value = (paths or {}).get(option, getattr(config, option))
-        if value is None or str(value).lower() == NONE:
-            out.append({"option": option, "file": NONE, "sha256": None})
+        if value is None or str(value).lower() in (NONE, EXPLICIT_NONE):
+            entry = {"option": option, "file": NONE, "sha256": None}
+            if str(value).lower() == EXPLICIT_NONE:
+                entry["explicit"] = True  # random on purpose where the paper had weights
+            out.append(entry)
             continue
         path = Path(str(value)).expanduser()
         # a missing file: the method's loader names the option when it is built

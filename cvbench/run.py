@@ -506,12 +506,16 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
     from datamodules.datasets import create_dataset
     from methods.base import OptimConfig
     from methods.config import apply_overrides, to_dict
+    from methods.manifest import check_starting_points
     from methods.registry import create_method, get_method
 
     started = time.perf_counter()
     L.seed_everything(spec.seed, workers=True)
     entry = get_method(spec.method)
-    config = entry.make_config(spec.preset, spec.overrides, "--set/--config")
+    # a paper preset on a real dataset starts where the paper started, or is told not to
+    # (``--set OPTION=none`` becomes "none (explicit)"; methods/manifest.py)
+    overrides = check_starting_points(spec.method, spec.preset, spec.dataset, spec.overrides)
+    config = entry.make_config(spec.preset, overrides, "--set/--config")
     optim = apply_overrides(
         entry.module.default_optim(), {"epochs": spec.epochs, **spec.optim}, "--optim"
     )
@@ -563,7 +567,7 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         spec.preset,
         num_classes=len(classes),
         class_names=classes,
-        overrides={**spec.overrides, **weights},
+        overrides={**overrides, **weights},
         optim=optim,
         source="--set/--config",
     )
