@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 
 WEIGHT_OPTION = "pretrained"  # config fields whose name holds this word name weight files
 NONE = "none"  # a weight option's value for random weights (methods.weights.NONE)
-EXPLICIT_NONE = "none (explicit)"  # methods.weights.EXPLICIT_NONE: random where the paper had weights
+EXPLICIT_NONE = (
+    "none (explicit)"  # methods.weights.EXPLICIT_NONE: random where the paper had weights
+)
 
 
 class RunIdentityError(CvbenchError, ValueError):

@@ -110,8 +110,9 @@ def head_keys(model: Any, state: dict[str, Any], parent_classes: int | None) -> 
     own = model.state_dict()
     declared = getattr(model, "head_modules", None)
     if callable(declared):
-        prefixes = tuple(f"{name}." for name in declared())
-        return sorted(key for key in own if key.startswith(prefixes))
+        names = tuple(declared())
+        prefixes = tuple(f"{name}." for name in names)
+        return sorted(key for key in own if key in names or key.startswith(prefixes))
     n = model.num_classes if hasattr(model, "num_classes") else len(model.class_names)
     keys = []
     for key, tensor in own.items():

@@ -342,7 +342,9 @@ def build_cache(
     cache.build(path, {name: plans}, {name: read_flags(spec, modalities)})
     build_s = time.perf_counter() - start
     start = time.perf_counter()
-    VideoCache(root).load(path)  # a process's first open checks meta, source and sizes (arrays on read)
+    VideoCache(root).load(
+        path
+    )  # a process's first open checks meta, source and sizes (arrays on read)
     verify_ms = (time.perf_counter() - start) * 1e3
     cache.load(path)
     sizes = cache.size_bytes(path)

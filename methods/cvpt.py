@@ -468,6 +468,11 @@ class CVPT(BaseMethod):
         self.pretrained = [load_videomae(self.net.backbone, config.pretrained, "pretrained")]
         self.freeze(self.net.backbone)
 
+    def head_modules(self) -> list[str]:
+        """What depends on the classes (the linear classifier): ``cvbench run --init-from`` leaves it
+        as built when the parent's classes differ."""
+        return ["net.head"]
+
     @property
     def data_spec(self) -> DataSpec:
         """PAPER_SAMPLINGS["cvpt4x3"] with this config's GOPs, P-frames and views."""

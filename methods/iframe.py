@@ -73,6 +73,11 @@ class IFrameBaseline(BaseMethod):
             load_into(self.net.backbone, config.pretrained, "pretrained", strict=False)
         ]
 
+    def head_modules(self) -> list[str]:
+        """What depends on the classes (the linear classifier): ``cvbench run --init-from`` leaves it
+        as built when the parent's classes differ."""
+        return ["net.head"]
+
     @property
     def data_spec(self) -> DataSpec:
         c = self.config

@@ -531,6 +531,11 @@ class STMMethod(BaseMethod):
         self.net = STMNet(config, num_classes)
         self.pretrained = [load_network(self.net, config.pretrained, "pretrained")]
 
+    def head_modules(self) -> list[str]:
+        """What depends on the classes (the linear classifier): ``cvbench run --init-from`` leaves it
+        as built when the parent's classes differ."""
+        return ["net.head"]
+
     @property
     def data_spec(self) -> DataSpec:
         return data_spec_for(self.config)
