@@ -39,6 +39,7 @@ DEFAULT_PRESETS = {"synthetic": "tiny"}  # dataset -> preset when no layer names
 FALLBACK_PRESET = "paper"  # every other dataset
 DEFAULT_BATCH_SIZE = 8
 COMMAND_LINE = "command line"  # the source name of the flags' layer in errors
+FEW_SHOT_FILE = "few_shot.yaml"  # configs/<method>/few_shot.yaml: layered for --shots K
 
 
 @dataclass(frozen=True)
@@ -172,15 +173,25 @@ def resolve(
     config_file: str | Path | None = None,
     flags: RunLayer | None = None,
     config_dir: str | Path = CONFIGS_DIR,
+    shots: int | None = None,
 ) -> ResolvedRun:
-    """Layer ``configs/<method>/<dataset>.yaml`` (if it exists), ``config_file``, ``flags``."""
+    """Layer ``configs/<method>/<dataset>.yaml`` (if it exists), for a K-shot run (``shots``)
+    ``configs/<method>/few_shot.yaml`` (if it exists: the paper's few-shot protocol), then
+    ``config_file`` and ``flags``."""
     import methods  # noqa: F401  (registers the methods)
     from methods.registry import get_method
 
     layers: list[tuple[RunLayer, str]] = []
     files: list[str] = []
     default = default_config_file(method, dataset, config_dir)
-    for path in (default if default.is_file() else None, config_file):
+    few_shot = Path(config_dir) / method / FEW_SHOT_FILE
+    if (
+        shots is None
+        or not few_shot.is_file()
+        or (config_file is not None and Path(config_file).resolve() == few_shot.resolve())
+    ):
+        few_shot = None
+    for path in (default if default.is_file() else None, few_shot, config_file):
         if path is not None:
             layers.append((load_layer(path), str(path)))
             files.append(_shown(path))

@@ -260,7 +260,7 @@ def changed_settings(
     from methods.registry import get_method
 
     entry = get_method(spec.method)
-    recipe = resolve(spec.method, spec.dataset)
+    recipe = resolve(spec.method, spec.dataset, shots=spec.shots)  # few_shot.yaml for K-shot
     changed: dict[str, dict[str, Any]] = {}
 
     def note(key: str, planned: Any, ran: Any) -> None:

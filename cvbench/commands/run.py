@@ -360,7 +360,7 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         dataset_options=_parse_set(args.dataset_option, "--dataset-option"),
     )
     config_dir = CONFIGS_DIR if args.config_dir is None else args.config_dir
-    settings = resolve(method, args.dataset, args.config, flags, config_dir)
+    settings = resolve(method, args.dataset, args.config, flags, config_dir, shots=args.shots)
     machine = rs.detect_machine(args.accelerator, args.devices, args.num_nodes, args.gpu_memory_gb)
     plan = rs.plan_batch(
         machine, settings.device_batch, settings.global_batch, exact=settings.device_batch_exact
