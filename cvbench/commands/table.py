@@ -2,18 +2,23 @@
 
 Reads the papers' numbers (``results/reported.yaml``), every record in ``results/runs/``
 (runs, costs, timings) and the GPU check's records in ``results/gpu/`` (a malformed record is
-reported with its file and field and left out) and writes seven tables as Markdown, CSV and
-LaTeX under ``results/tables/``:
+reported with its file and field and left out), classifies every run record (protocol,
+custom, partial, invalid: ``cvbench/report/classify.py``) and writes nine tables as
+Markdown, CSV and LaTeX under ``results/tables/``:
 
-  main        the papers' main tables (HMDB51/UCF101) with our reproduced and diff rows
+  main        the papers' main tables (HMDB51/UCF101) with our reproduced (protocol runs
+              only), custom and diff rows
   cost        one row per paper parameter/GFLOPs number against ours, with the verdict
   synthetic   per method: top-1 on the synthetic dataset, its weights, epochs, train time
   timing      pre-processing / inference / full pipeline ms per video
-  splits      top-1 per split and the 3-split mean
+  splits      top-1 per split and the 3-split mean, per class of run
   few_shot    the TP-CLIP K-shot grid and our K-shot runs
   gpu         per method on a GPU: device batch, step time, memory, inference, loader workers
+  not_used    every partial, invalid, unreadable or superseded record, with its reason
+  per_class   per-class top-1 of each protocol run with a scores file
 
-and two figures (accuracy vs GFLOPs, timing bars) as PNG and PDF under ``results/figures/``.
+and figures (accuracy vs GFLOPs, timing bars, a confusion matrix per protocol run with
+scores) as PNG and PDF under ``results/figures/``.
 The same inputs give byte-identical tables. ``--check`` regenerates into a temporary folder
 and compares the tables (not the figures) with the committed ones: exit status 1, with a
 diff excerpt naming the file, when they differ. Rules: ``cvbench/report/tables/``.
