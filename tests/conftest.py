@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+# Lightning is imported here, once, so that the log handlers it installs at import bind
+# the session's stderr, not the captured stream of whichever test imports it first (closed
+# after that test: later tests then print "--- Logging error ---" tracebacks).
+import lightning  # noqa: F401
 import pytest
 import torch
 
