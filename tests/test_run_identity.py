@@ -21,6 +21,7 @@ import torch
 import cvbench.run as run_module
 from cvbench.cli import main
 from cvbench.identity import RunIdentityError, identity_differences
+from cvbench.report.classify import classify
 from cvbench.run import RecordWriteError, RunSpec, train_and_test
 from cvbench.scores import COLUMNS, read_scores
 from datamodules.datasets import official_count
@@ -114,6 +115,12 @@ def test_smoke_run_other_root_and_repeat_never_replace_a_record(
         assert re.fullmatch(re.escape(r["run_id"]) + r"-\d{8}T\d{6}(-\d+)?\.json", r["record_file"])
     stored = json.loads((tmp_path / "records" / full["record_file"]).read_text())
     assert stored["identity_hash"][:12] == full["run_id"][-12:]
+
+    # the tables' classifier reads what cvbench run writes: a real record is never
+    # "invalid" for its own field layout (a tiny synthetic run is custom, a smoke run partial)
+    assert classify(full).cls == "custom", classify(full)
+    assert classify(smoke).cls == "partial", classify(smoke)
+    assert all("`" not in r or "expected" not in r for r in classify(full).reasons)
 
     # what the record says about itself
     assert full["record_format"] == 2 and full["resumed"] is False

@@ -7,8 +7,8 @@ import pytest
 
 from cvbench.identity import weights_fingerprint
 from cvbench.run import RunSpec, train_and_test
-from methods.weights import StartingPointError
 from methods.registry import get_method
+from methods.weights import StartingPointError
 
 
 def test_a_paper_preset_on_a_real_dataset_is_refused_before_any_work() -> None:

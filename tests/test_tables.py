@@ -115,7 +115,16 @@ def protocol_record(
         train_videos={"used": train, "in_split": train, "official": train},
         skipped_videos=[],
         resumed=False,
-        attempts=1,
+        attempts=[  # as cvbench run writes them (cvbench/run.py)
+            {
+                "started": "2026-01-01T00:00:00+00:00",
+                "wall_s": 10.0,
+                "train_s": 9.0,
+                "epoch_start": 0,
+                "epoch_end": 3,
+                "train_batches": 100,
+            }
+        ],
     )
     record["metrics"]["test_videos"] = test
     record.pop("pretrained")

@@ -372,7 +372,11 @@ def _check_format2(record: Any, found: _Findings, data: dict[str, Any]) -> dict[
     found.typed(record, "changed_settings", dict, "an object")
     found.typed(record, "scores_file", str, "a string")
     found.typed(record, "resumed", bool, "true or false")
-    found.count(record, "attempts", MAX_COUNT, low=1)
+    attempts = found.typed(record, "attempts", list, "a list")
+    if attempts is not NOT_RECORDED and (
+        not attempts or not all(isinstance(a, dict) for a in attempts)
+    ):
+        found.add(INVALID, f"`{FIELDS['attempts']}`: expected a list of attempts (objects)")
     listed = found.typed(record, "weights", list, "a list")
     if listed is not NOT_RECORDED:
         for i, (option, file) in enumerate(weights(record)):
@@ -380,7 +384,8 @@ def _check_format2(record: Any, found: _Findings, data: dict[str, Any]) -> dict[
                 found.add(INVALID, f"`{FIELDS['weights']}[{i}]`: expected option and file names")
     skipped = found.typed(record, "skipped_videos", list, "a list")
     if skipped:
-        shown = ", ".join(str(v) for v in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        names = [v.get("file", v) if isinstance(v, dict) else v for v in skipped[:3]]
+        shown = ", ".join(str(v) for v in names) + (", ..." if len(skipped) > 3 else "")
         found.add(PARTIAL, f"{len(skipped)} video(s) skipped ({shown})")
     mismatch = found.typed(record, "split_mismatch", bool, "true or false")
     trained = found.count(record, "trained_on_split", MAX_COUNT, low=1)
