@@ -79,9 +79,8 @@ from datamodules.reader import CompressedVideo, Sample, frame_to_rgb
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = (
-    3  # 2: checksummed meta and files, content-hashed source; 3: RGB by the BT.601 converter
-)
+# 2: checksummed meta and files, content-hashed source; 3: RGB by the BT.601 converter
+FORMAT_VERSION = 3
 HASH = "sha256"  # meta.json and the source: ~1 GB/s with SHA extensions (blake2b: ~0.7)
 # Array files: CRC-32 (~3.6 GB/s). They are hashed the first time a process reads them,
 # which is every read of a test epoch, so the hash's speed is the cache's; a CRC catches
