@@ -259,6 +259,10 @@ def test_test_on_another_split_is_refused_unless_allowed(
     assert main(base) == 0  # its own split
     same = json.loads(capsys.readouterr().out)
     assert same["split_mismatch"] is False and same["metrics"] == record["metrics"]
+    # the classifier reads real evaluation records: a mismatch is partial, not invalid
+    assert classify(evaluated).cls == "partial", classify(evaluated)
+    assert any("split_mismatch" in r for r in classify(evaluated).reasons)
+    assert classify(same).cls == "custom", classify(same)
 
 
 def test_samples_dropped_from_batches_are_named() -> None:

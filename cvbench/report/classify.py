@@ -237,9 +237,10 @@ class _Findings:
             self.by_class[cls].append(reason)
 
     def count(self, record: Any, name: str, high: int, low: int = 0) -> int | None:
-        """An integer field in [low, high]; None when not recorded or bad (bad: invalid)."""
+        """An integer field in [low, high]; None when not recorded (absent or null) or bad
+        (bad: invalid). ``cvbench test`` records write null for the training counts."""
         value = get(record, name)
-        if value is NOT_RECORDED:
+        if value is NOT_RECORDED or value is None:
             return None
         return self.integer(FIELDS[name], value, high, low)
 
