@@ -43,6 +43,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -453,10 +454,9 @@ def check_method(
     elif time.perf_counter() > deadline:
         record["not_measured"].append("inference: deadline")
     else:
-        log(f"{name}: inference, float32")
-        timing = bench_method(
-            name,
-            video,
+        timed = partial(
+            bench_method,
+            video=video,
             preset=preset,
             device=device,
             repeats=repeats,
@@ -465,6 +465,8 @@ def check_method(
             progress=progress,
             model=model,
         )
+        log(f"{name}: inference, float32")
+        timing = timed(name)
         record["inference_ms_fp32"] = timing["inference_ms"]
         record["preprocess_ms"] = timing["preprocess_ms"]
         record["full_ms_fp32"] = timing["full_ms"]
@@ -472,33 +474,10 @@ def check_method(
         timings.append(timing)
         if name == PIXEL_MODEL and time.perf_counter() <= deadline:
             log(f"{PIXEL}: inference, float32 (every frame decoded, {name}'s network)")
-            timings.append(
-                bench_method(
-                    PIXEL,
-                    video,
-                    preset=preset,
-                    device=device,
-                    repeats=repeats,
-                    warmup=warmup,
-                    clip=clip,
-                    progress=progress,
-                    model=model,
-                )
-            )
+            timings.append(timed(PIXEL))
         if gpu and time.perf_counter() <= deadline:
             log(f"{name}: inference, bf16 autocast")
-            bf16 = bench_method(
-                name,
-                video,
-                preset=preset,
-                device=device,
-                repeats=repeats,
-                warmup=warmup,
-                clip=clip,
-                progress=progress,
-                autocast=torch.bfloat16,
-                model=model,
-            )
+            bf16 = timed(name, autocast=torch.bfloat16)
             record["inference_ms_bf16"] = bf16["inference_ms"]
             record["full_ms_bf16"] = bf16["full_ms"]
         elif gpu:

@@ -108,9 +108,9 @@ def _read_state(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[str] |
 def head_keys(model: Any, state: dict[str, Any], parent_classes: int | None) -> list[str]:
     """The state-dict keys of the method's classifier head (module docstring)."""
     own = model.state_dict()
-    declared = getattr(model, "head_modules", None)
-    if callable(declared):
-        names = tuple(declared())
+    declared = model.head_modules() if hasattr(model, "head_modules") else None
+    if declared is not None:
+        names = tuple(declared)
         prefixes = tuple(f"{name}." for name in names)
         return sorted(key for key in own if key in names or key.startswith(prefixes))
     n = model.num_classes if hasattr(model, "num_classes") else len(model.class_names)

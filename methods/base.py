@@ -214,6 +214,12 @@ class BaseMethod(L.LightningModule):
         """Trainable parameters by learning-rate group; one group by default."""
         return [ParamGroup("all", [p for p in self.parameters() if p.requires_grad])]
 
+    def head_modules(self) -> list[str] | None:
+        """What depends on the classes (state-dict keys or module prefixes): ``cvbench run
+        --init-from`` leaves it as built when the parent's classes differ. None: not
+        declared (the tensors whose leading dimension is the class count are taken)."""
+        return None
+
     @classmethod
     def default_optim(cls) -> OptimConfig:
         return OptimConfig()

@@ -344,9 +344,7 @@ class CoViAR(BaseMethod):
             for path, stem in zip(paths, c.stem_lr_mult, strict=True)
         ]
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (each stream's classifier): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # each stream's classifier
         return ["net.streams.iframe.head", "net.streams.mv.head", "net.streams.residual.head"]
 
     @property

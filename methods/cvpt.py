@@ -468,9 +468,7 @@ class CVPT(BaseMethod):
         self.pretrained = [load_videomae(self.net.backbone, config.pretrained, "pretrained")]
         self.freeze(self.net.backbone)
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (the linear classifier): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # the linear classifier
         return ["net.head"]
 
     @property

@@ -73,9 +73,7 @@ class IFrameBaseline(BaseMethod):
             load_into(self.net.backbone, config.pretrained, "pretrained", strict=False)
         ]
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (the linear classifier): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # the linear classifier
         return ["net.head"]
 
     @property

@@ -520,9 +520,7 @@ class MEACI(BaseMethod):
             "skipped_keys": len(skipped),
         }
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (the three streams' classifiers): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # the three streams' classifiers
         return ["net.head_rgb.fc", "net.head_motion.fc", "net.head_fused.fc"]
 
     @property

@@ -531,9 +531,7 @@ class STMMethod(BaseMethod):
         self.net = STMNet(config, num_classes)
         self.pretrained = [load_network(self.net, config.pretrained, "pretrained")]
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (the linear classifier): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # the linear classifier
         return ["net.head"]
 
     @property

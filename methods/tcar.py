@@ -508,9 +508,7 @@ class TCAR(BaseMethod):
             return self.config.clip.build()
         return next(iter(self.net.encoders.values()))
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (the class-name text buffers it classifies against): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # the class-name text buffers it classifies against
         return ["net.tokens", "net.class_embeddings", "net.word_embeddings"]
 
     @property

@@ -765,9 +765,7 @@ class TemporalPromptCLIPMethod(BaseMethod):
             for p in self.net.projections():
                 p.requires_grad_(True)
 
-    def head_modules(self) -> list[str]:
-        """What depends on the classes (nothing: its class embeddings come from the class names at build time and are not saved): ``cvbench run --init-from`` leaves it
-        as built when the parent's classes differ."""
+    def head_modules(self) -> list[str]:  # none saved: class embeddings rebuilt from names
         return []
 
     @property

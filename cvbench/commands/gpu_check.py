@@ -33,6 +33,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cvbench.commands import print_error
+from cvbench.commands.loader_bench import parse_workers
+
 _PROG = "cvbench bench gpu"
 PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true")
 
@@ -132,27 +135,15 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
 
 
 def _error(message: str) -> int:
-    print(f"{_PROG}: error: {message}", file=sys.stderr)
-    return 2
+    return print_error(_PROG, message)
 
 
 def parse_counts(text: str, cores: int) -> list[int]:
-    """``1,2,4`` / ``1-16`` / ``max`` / ``none`` -> worker counts (ValueError if malformed)."""
-    text = text.strip().lower()
-    if text == "none":
+    """``1,2,4`` / ``1-16`` / ``max`` / ``none`` -> worker counts, 0 (the main process)
+    allowed: :func:`cvbench.commands.loader_bench.parse_workers` (ValueError if malformed)."""
+    if text.strip().lower() == "none":
         return []
-    if text == "max":
-        return list(range(1, cores + 1))
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            low, high = (int(v) for v in part.split("-", 1))
-            out.extend(range(low, high + 1))
-        else:
-            out.append(int(part))
-    if not out or min(out) < 0:
-        raise ValueError(f"{text!r}: worker counts must be >= 0")
-    return sorted(set(out))
+    return parse_workers(text.strip().lower(), cores, minimum=0)
 
 
 def _log(message: str) -> None:

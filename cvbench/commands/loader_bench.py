@@ -192,9 +192,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_workers(text: str, cpu_count: int | None = None) -> list[int]:
+def parse_workers(text: str, cpu_count: int | None = None, minimum: int = 1) -> list[int]:
     """``"1,2,4"``, ``"1-16"``, ``"1,4-6"`` or ``"max"`` (1 .. cpu_count) -> sorted distinct
-    counts. Raises ``ValueError`` for a malformed list or a count below 1."""
+    counts. Raises ``ValueError`` for a malformed list or a count below ``minimum`` (0 lets
+    the loader run in the main process)."""
     if text.strip() == "max":
         return list(range(1, (cpu_count or os.cpu_count() or 1) + 1))
     counts: set[int] = set()
@@ -204,8 +205,8 @@ def parse_workers(text: str, cpu_count: int | None = None) -> list[int]:
             span = range(int(low), int(high) + 1) if dash else range(int(part), int(part) + 1)
         except ValueError:
             raise ValueError(f"--workers {text!r}: expected N[,N...], A-B or max") from None
-        if not span or span.start < 1:
-            raise ValueError(f"--workers {text!r}: worker counts must be >= 1 (and A <= B)")
+        if not span or span.start < minimum:
+            raise ValueError(f"--workers {text!r}: worker counts must be >= {minimum} (and A <= B)")
         counts.update(span)
     return sorted(counts)
 
