@@ -2,6 +2,13 @@
 
 Each method module ends with one ``register_method`` call naming its LightningModule,
 its config dataclass and its presets (``paper``, ``tiny`` and larger variants).
+
+Readings: where a paper admits more than one reading, the ``paper`` preset is the suite's
+choice and each other reading is a preset ``paper_<reading>`` with a ``tiny_<reading>``
+counterpart that trains on the CPU; ``readings`` maps the paper preset to one line saying
+what it reads differently and why (shown by ``cvbench weights list``, the tables and the
+README). Other ``paper_*`` presets (``paper_l``, ``paper_3clip``) are further rows of the
+paper's tables, not readings.
 ``create_method`` looks the name up; there are no string ladders anywhere else.
 """
 
@@ -30,6 +37,13 @@ class MethodEntry:
     presets: Mapping[str, Callable[[], Any]]  # preset name -> config factory
     summary: str  # one line: paper, venue, modalities
     weights: tuple[Checkpoint, ...] = ()  # the published checkpoints the paper started from
+    readings: Mapping[str, str] = dataclasses.field(default_factory=dict)  # paper_X -> why
+
+    def tiny_counterpart(self, preset: str) -> str:
+        """The CPU-sized preset of ``preset``: ``tiny_X`` for a reading ``paper_X``, else tiny."""
+        if preset in self.readings:
+            return "tiny_" + preset.removeprefix("paper_")
+        return "tiny"
 
     def make_config(
         self, preset: str, overrides: Mapping[str, Any] | None = None, source: str = "overrides"
@@ -51,9 +65,12 @@ def register_method(
     presets: Mapping[str, Callable[[], Any]],
     summary: str,
     weights: Sequence[Checkpoint] = (),
+    readings: Mapping[str, str] | None = None,
 ) -> MethodEntry:
     """Register ``module`` under ``name`` with its weight manifest (``weights``: the
-    published checkpoints its paper preset started from); a duplicate name is an error."""
+    published checkpoints its paper preset started from) and its alternative readings of
+    the paper (``readings``: ``paper_X`` preset -> why; each needs a ``tiny_X`` preset); a
+    duplicate name is an error."""
     if name in _METHODS:
         raise ValueError(f"method {name!r} is already registered")
     for required in ("paper", "tiny"):
@@ -63,7 +80,15 @@ def register_method(
     for c in weights:
         if c.option not in options:
             raise ValueError(f"method {name!r}: weight manifest names unknown option {c.option!r}")
-    entry = MethodEntry(name, module, config, dict(presets), summary, tuple(weights))
+    readings = dict(readings or {})
+    for preset in readings:
+        tiny = "tiny_" + preset.removeprefix("paper_")
+        if not preset.startswith("paper_") or preset not in presets or tiny not in presets:
+            raise ValueError(
+                f"method {name!r}: reading {preset!r} must be a paper_<reading> preset "
+                f"with a {tiny!r} counterpart"
+            )
+    entry = MethodEntry(name, module, config, dict(presets), summary, tuple(weights), readings)
     _METHODS[name] = entry
     return entry
 
