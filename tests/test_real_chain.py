@@ -1,4 +1,4 @@
-"""Pretrain on Kinetics-400, fine-tune on UCF101, on real footage in the official layouts.
+"""Kinetics-400 -> UCF101 and SSv2, on real footage in the official layouts.
 
 The stand-in trees hold what a download holds: Kinetics-400's CSVs with H.264 ``.mp4``
 clips in per-class folders (two of the listed videos gone, as a few percent of Kinetics
@@ -8,7 +8,8 @@ different time window per video and a different part of the frame per class. The
 prepares both trees with ``cvbench prepare`` (Kinetics in two shards, as two array jobs),
 trains the tiny STM on Kinetics-400 and fine-tunes it on UCF101 with ``--init-from``;
 the fine-tuned record must name its parent run and record, and the head must be the one
-re-created for UCF101's classes.
+re-created for UCF101's classes. SSv2's JSON files with VP9 ``.webm`` clips prepare and
+train the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,18 @@ import pytest
 
 from cvbench.cli import main
 from tests.conftest import real_footage_source
-from tests.test_kinetics_ssv2 import K400_GONE, K400_TRAIN, K400_VAL, k400_stem, write_k400
+from tests.test_kinetics_ssv2 import (
+    K400_GONE,
+    K400_TRAIN,
+    K400_VAL,
+    SSV2_GONE,
+    SSV2_LABELS,
+    SSV2_TRAIN,
+    SSV2_VAL,
+    k400_stem,
+    write_k400,
+    write_ssv2,
+)
 
 CLIP_FRAMES = 24
 UCF_CLASSES = ("Biking", "RockClimbingIndoor", "Surfing", "Skiing")  # classInd order
@@ -128,3 +140,25 @@ def test_kinetics_then_ucf101_on_real_footage(tmp_path: Path, monkeypatch, foota
     assert link["parent_classes"] == 3 and link["head"] == "re-created"
     assert link["skipped_keys"] and all(k.startswith("net.head") for k in link["skipped_keys"])
     assert link["sha256"] == child["identity"]["init_from"]
+
+
+@pytest.mark.filterwarnings("ignore::datamodules.layouts.DatasetLayoutWarning")
+def test_ssv2_on_real_footage(tmp_path: Path, monkeypatch, footage) -> None:
+    """SSv2's labels / train / validation JSON with VP9 ``.webm`` clips (one gone)."""
+    monkeypatch.chdir(tmp_path)
+    templates = sorted(SSV2_LABELS, key=SSV2_LABELS.get)
+    rows = {i: template for i, template, _ in SSV2_TRAIN + SSV2_VAL}
+
+    def make_video(path: Path, n: int) -> None:
+        region = templates.index(rows[int(path.stem)].replace("[something]", "something"))
+        _write_clip(footage, path, region, 15 * n, "libvpx-vp9")
+
+    src = write_ssv2(tmp_path / "ssv2-src", make_video=make_video)
+    root = tmp_path / "ssv2"
+    _prepare(src / "videos", root / "videos")
+    shutil.copytree(src / "annotations", root / "annotations")
+    record = _run("--dataset", "ssv2", "--root", str(root))
+    assert record["data"]["num_classes"] == len(SSV2_LABELS)
+    assert record["data"]["missing"] == len(SSV2_GONE)
+    assert record["train_videos"]["official"] == 168913
+    assert record["test_videos"]["scored"] == len(SSV2_VAL)
