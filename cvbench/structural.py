@@ -82,6 +82,13 @@ STRUCTURAL: tuple[StructuralNumber, ...] = (
                      "total_params"),  # three frozen ViT-B/16 visual towers + text tower
     StructuralNumber("tcar", "paper", "gflops", "tcar_net.txt", "Table 1", 16,
                      "attention_blind_gmacs_per_view"),  # 48 x 11.27 + 0.40 (thop style)
+    # TCAR-Net reading paper_words (BIKE's word saliency): the same row, the same counts
+    StructuralNumber("tcar", "paper_words", "tunable_params", "tcar_net.txt", "Table 1", 16,
+                     "tunable_params"),
+    StructuralNumber("tcar", "paper_words", "total_params", "tcar_net.txt", "Table 1", 16,
+                     "total_params"),
+    StructuralNumber("tcar", "paper_words", "gflops", "tcar_net.txt", "Table 1", 16,
+                     "attention_blind_gmacs_per_view"),
     # TCAR-Net, ViT-L/14: Table 1 row 17; this row fits the complete count, not the blind one
     StructuralNumber("tcar", "paper_l", "tunable_params", "tcar_net.txt", "Table 1", 17,
                      "tunable_params"),
