@@ -226,3 +226,115 @@ def test_paper_scale_parameters_and_gmacs() -> None:
     # 85.0M > 83.41M (the paper's must be slightly smaller; nothing says how)
     assert params / 1e6 / TABLE1_PARAMS_M - 1 == pytest.approx(0.196, abs=0.005)
     assert gmacs / 1e3 / TABLE1_TMACS_PER_VIDEO - 1 == pytest.approx(-0.119, abs=0.005)
+
+
+# --------------------------------------------------------------------------- reading: GOP views
+
+# Table 1's "8x1" read as 8 clips x 1 crop, a clip = one GOP (module docstring, "Reading")
+GOP_VIEWS_PARAMS = 99_764_685  # paper + 3 temporal positions x 768 (11 steps, not 8)
+GOP_VIEWS_GMACS = 194.8765  # one GOP: its I-frame with 11 P-frames, 3 x 11 x 7^2 tokens
+
+
+def test_gop_views_data_spec_reads_one_gop_per_view() -> None:
+    spec = data_spec_for(get_method("stm").make_config("paper_gop_views")).sampling
+    assert spec.kind == Sampling.CONSECUTIVE_GOPS and spec.accumulate
+    assert (spec.num_positions, spec.pframes_per_gop) == (1, 11)  # Ti = 1, Tp = 11
+    assert (spec.test_clips, spec.test_crops, spec.test_views) == (8, 1, 8)
+    tiny_spec = data_spec_for(get_method("stm").make_config("tiny_gop_views")).sampling
+    assert (tiny_spec.num_positions, tiny_spec.pframes_per_gop, tiny_spec.test_views) == (1, 4, 2)
+
+
+def test_gop_views_test_clips_are_whole_gops_spread_over_the_video() -> None:
+    from datamodules.gop import GopIndex
+    from datamodules.sampling import plan_test_views
+
+    spec = data_spec_for(get_method("stm").make_config("paper_gop_views")).sampling
+    gop = GopIndex(num_frames=20 * 12, gop_starts=tuple(range(0, 240, 12)))  # 20 GOPs of 12
+    plans = plan_test_views(spec, gop)
+    # clip c reads GOP floor(20 * (c + 0.5) / 8): 1, 3, 6, 8, 11, 13, 16, 18
+    assert [p.iframes for p in plans] == [(12 * g,) for g in (1, 3, 6, 8, 11, 13, 16, 18)]
+    for plan in plans:  # K = 11: each of the GOP's 11 P-frames exactly once, in order
+        (start,) = plan.iframes
+        assert plan.pframes == tuple(range(start + 1, start + 12))
+
+
+def test_gop_views_pair_the_gops_iframe_with_each_of_its_p_frames() -> None:
+    torch.manual_seed(0)
+    net = STMNet(replace(tiny(), views="gop", triplets=3), num_classes=4).eval()
+    iframe = torch.randn(2, 1, 3, 32, 32)  # (B, Ti = 1 GOP, ...)
+    mv, residual = torch.randn(2, 3, 2, 32, 32), torch.randn(2, 3, 3, 32, 32)  # (B, K = 3, ...)
+    with torch.no_grad():
+        # reference: the triplets (I, MV_t, R_t) written out by hand
+        expected = net(torch.cat([iframe] * 3, dim=1), mv, residual)
+        torch.testing.assert_close(net(iframe, mv, residual), expected)
+        # two GOPs per view (Tp = 2 x 3): I-frame g goes with P positions 3g .. 3g + 2
+        two = torch.randn(1, 2, 3, 32, 32)
+        mv6, residual6 = torch.randn(1, 6, 2, 32, 32), torch.randn(1, 6, 3, 32, 32)
+        by_hand = torch.cat([two[:, :1]] * 3 + [two[:, 1:]] * 3, dim=1)
+        torch.testing.assert_close(net(two, mv6, residual6), net(by_hand, mv6, residual6))
+        with pytest.raises(ValueError, match="do not split"):
+            net(two, mv[:1], residual[:1])  # 3 P positions, 2 GOPs
+
+
+def test_paper_gop_views_builds_on_meta_with_its_counts() -> None:
+    from cvbench.flops import method_cost
+
+    cost = method_cost("stm", "paper_gop_views")
+    assert cost["device"] == "meta" and "fallback_reason" not in cost
+    assert cost["total_params"] == cost["tunable_params"] == GOP_VIEWS_PARAMS
+    assert cost["total_params"] - MEASURED_PARAMS == 3 * 768  # only the temporal positions
+    assert cost["gmacs_per_view"] == pytest.approx(GOP_VIEWS_GMACS, rel=1e-4)
+    assert cost["views"] == 8 and cost["note"] == "views = 8 clip(s) x 1 crop(s)"
+    assert cost["gmacs_all_views"] == pytest.approx(8 * GOP_VIEWS_GMACS, rel=1e-4)
+    # the unified transformer analytically: N = 3 modalities x 11 steps x 7^2 tokens
+    n, d = 3 * 11 * 7 * 7, 768
+    assert cost["breakdown"]["net.blocks"] == pytest.approx(
+        12 * (12 * n * d * d + 2 * n * n * d) / 1e9, rel=1e-6
+    )
+    # documented: 10.4x the hypothesised 0.15 T per video, 11.8x the paper preset's video
+    assert cost["gmacs_all_views"] / 1e3 / TABLE1_TMACS_PER_VIDEO - 1 == pytest.approx(
+        9.39, abs=0.01
+    )
+    assert cost["gmacs_all_views"] / MEASURED_GMACS == pytest.approx(11.8, abs=0.01)
+
+
+def test_tiny_gop_views_trains_on_the_synthetic_set(tmp_path: Path) -> None:
+    import lightning as L
+
+    from datamodules.datamodule import CompressedVideoDataModule
+
+    torch.manual_seed(0)
+    model = create_method("stm", "tiny_gop_views", num_classes=4)
+    dm = CompressedVideoDataModule(
+        model.data_spec,
+        dataset="synthetic",
+        root=tmp_path / "synthetic",
+        batch_size=2,
+        # 48 frames: 4 GOPs of 12 (11 P-frames each); the 2 test clips read GOPs 1 and 3
+        dataset_options={"num_classes": 4, "videos_per_class": 2, "frames": 48},
+        progress=False,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["iframe"].shape == (2, 1, 3, 64, 64)  # one GOP: its I-frame ...
+    assert batch["mv"].shape == (2, 4, 2, 64, 64)  # ... and 4 of its P positions
+    assert batch["residual"].shape == (2, 4, 3, 64, 64)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = L.Trainer(
+        max_steps=3,
+        limit_val_batches=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    assert len(changed) == len(before)  # every weight trains (nothing is frozen)
+    trainer.test(model, datamodule=dm, verbose=False)
+    assert model.test_results["views_per_video"] == 2.0  # 2 GOP clips x 1 crop, averaged
+    assert 0.0 <= model.test_results["top1"] <= 1.0
