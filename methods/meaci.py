@@ -9,6 +9,7 @@ in the paper (here: local state dicts, or random weights). The ``paper`` preset 
 1's MEACI-Net (8 frames, 224x224; 1 test clip, ``paper_3clip``: 3 clips) with Tables 2-3's
 streams: its RGB stream matches the paper's 27.5M and its MSB Table 3's 15.3M, while the
 CME, the total (50.7M) and the GFLOPs (89) fall short, for the reasons in choice 5.
+``paper_eca`` (``tiny_eca``) is the other reading of the SMC unit's eq. 4-5 (choice 6).
 
 Components (paper Sec. 3): an RGB stream, I3D-ResNet50 on I-frames; a motion stream, the
 Compressed Motion Enhancement (CME) network on accumulated MV (2 channels) concatenated
@@ -46,12 +47,37 @@ Choices where the paper is silent or ambiguous (configurable where it is reasona
    total is therefore 47.1M against 50.7M (-7.0%) and 72.3 GMACs per view against 89
    (-18.8%); the paper's 89 is what two I3D-ResNet50 streams cost (2 x 44.9 GMACs), as
    if the motion stream cost as much as B1. See tests/test_meaci.py.
-6. SMC (Table A): MP in eq. 4 is a global spatio-temporal max pool and Att_SP = conv0
-   (C -> C/16, 1x1x1) -> ReLU -> conv1 (C/16 -> C); MP in eq. 5 is a max over channels
-   and Att_C = conv2 (1 -> 1 channel, 3x3x3). Table A's channel sizes allow only this
-   CBAM-like reading (a 1-channel 3x3x3 conv needs a channel-pooled map), though the
-   paper's names call eq. 4 spatio-temporal and eq. 5 channel-wise. The RGB features
-   updated by SMC feed the next RGB stage; the motion stream is not changed.
+6. SMC (Table A, eq. 4-5; field ``smc_reading``). Table A fixes the layers, conv0 (C ->
+   C/16, 1x1x1) -> ReLU -> conv1 (C/16 -> C) for Att_SP and conv2 (1 -> 1 channel, 3x3x3)
+   for Att_C, but not the axes each MP pools over. Two readings fit these exact layers:
+
+   - ``"cbam"`` (``paper``): eq. 4's MP is a global spatio-temporal max pool, so Att_SP
+     gives a gate per channel; eq. 5's MP is a max over channels and Att_C a 3x3x3 conv on
+     that one-channel T x H x W map, a gate per position. CBAM's channel-then-spatial
+     attention, with the names swapped against the paper's ("spatio-temporal" eq. 4,
+     "channel-wise" eq. 5).
+   - ``"eca"`` (``paper_eca``): the paper's names kept. Eq. 4: MP is a local max pool
+     that keeps the T x H x W grid, 3x3x3, stride 1, same padding (``smc_pool``; the
+     paper gives no size), and Att_SP's 1x1x1 convs run at every position: a gate per
+     position and channel. Eq. 5: MP is a global spatio-temporal max pool; the (B, C)
+     descriptor is laid out as a one-channel volume (B, 1, C, 1, 1), channels on the
+     depth axis, on which conv2 with zero padding is a 3-tap conv across neighbouring
+     channels (its kernel's centre column [:, 1, 1]; the other 24 weights only meet
+     padding and get no gradient), ECA-Net's 1-D conv (Wang et al., CVPR 2020): a gate
+     per channel.
+
+   ``paper`` keeps ``"cbam"``: a 3x3x3 kernel in Table A points to a conv over a
+   T x H x W map (in the ECA reading 24 of its 27 weights are dead), two 1x1x1 convs
+   around a C/16 bottleneck on a pooled descriptor are the usual SE/CBAM channel MLP, and
+   the suite's seeded baselines and cost records were made with it. ``paper_eca`` keeps
+   the paper's words instead. Parameters are identical (47.14M), so a ``pretrained``
+   MEACI-Net state dict of either reading loads into the other by key (an
+   initialisation: the weights were learnt for the other gating). Cost: 73.13 GMACs per
+   view against 72.31 (+0.82, +1.1 %; vs the paper's 89: -17.8 %): Att_SP at every
+   position costs C^2/8 MACs per position, 0.206 GMACs per SMC unit (C^2 x T x H x W is
+   the same at each stage); the max pools are comparisons, not MACs. In both readings
+   the RGB features updated by SMC feed the next RGB stage; the motion stream is not
+   changed.
 7. CMA (Table B and the supplement's formulas, which fix the main text's typo): Q, K, V
    are 1x1x1 convs 2048 -> 128 per modality (with bias); F_I,att = softmax(Q_P K_I^T /
    sqrt(d)) V_I, F_P,att = softmax(Q_I K_P^T / sqrt(d)) V_P over the T*H*W positions;
@@ -73,7 +99,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -262,20 +288,49 @@ class ResNet3d(nn.Module):
 
 
 class SelectiveMotionComplement(nn.Module):
-    """SMC (eq. 4-5, Table A): attended motion features added to the RGB features."""
+    """SMC (eq. 4-5, Table A): attended motion features added to the RGB features.
 
-    def __init__(self, channels: int, reduction: int, kernel: int) -> None:
+    ``reading`` (choice 6): ``"cbam"`` gates channels in eq. 4 and positions in eq. 5;
+    ``"eca"`` keeps the paper's names, positions in eq. 4 and channels in eq. 5. Both have
+    the same parameters (Table A), so a state dict loads into either.
+    """
+
+    def __init__(
+        self, channels: int, reduction: int, kernel: int, reading: str = "cbam", pool: int = 3
+    ) -> None:
         super().__init__()
+        if reading not in ("cbam", "eca"):
+            raise ValueError(f"SMC reading must be 'cbam' or 'eca', got {reading!r}")
+        if pool % 2 == 0:
+            raise ValueError(f"SMC local max pool must be odd (same padding), got {pool}")
         hidden = max(channels // reduction, 1)
+        self.reading = reading
+        self.pool = pool  # eca: eq. 4's local max pool kernel (stride 1, same padding)
         self.conv0 = nn.Conv3d(channels, hidden, 1)  # Att_SP, first 1x1x1 conv
         self.conv1 = nn.Conv3d(hidden, channels, 1)  # Att_SP, second 1x1x1 conv
         self.conv2 = nn.Conv3d(1, 1, kernel, padding=kernel // 2)  # Att_C, 3x3x3, 1 -> 1
 
+    def spatiotemporal_logits(self, f_p: torch.Tensor) -> torch.Tensor:
+        """Att_SP(MP(F_P)) of eq. 4, broadcastable to F_P (B, C, T, H, W)."""
+        if self.reading == "eca":  # local MP keeps the grid: a gate per position (and channel)
+            pooled = F.max_pool3d(f_p, self.pool, 1, self.pool // 2)  # (B, C, T, H, W)
+        else:  # global MP over T, H, W: a gate per channel
+            pooled = f_p.amax(dim=(2, 3, 4), keepdim=True)  # (B, C, 1, 1, 1)
+        return self.conv1(F.relu(self.conv0(pooled)))
+
+    def channel_logits(self, f_p: torch.Tensor) -> torch.Tensor:
+        """Att_C(MP(F'_P)) of eq. 5, broadcastable to F'_P (B, C, T, H, W)."""
+        if self.reading == "eca":  # global MP -> the channel descriptor on the depth axis
+            b, c = f_p.shape[:2]
+            pooled = f_p.amax(dim=(2, 3, 4)).view(b, 1, c, 1, 1)  # (B, 1, C, 1, 1)
+            # zero padding: on a 1x1 plane only the kernel's centre (., 1, 1) column meets
+            # data, so the 3x3x3 conv is ECA's 3-tap 1-D conv across neighbouring channels
+            return self.conv2(pooled).view(b, c, 1, 1, 1)
+        return self.conv2(f_p.amax(dim=1, keepdim=True))  # MP over channels: (B, 1, T, H, W)
+
     def forward(self, f_i: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
-        pooled = f_p.amax(dim=(2, 3, 4), keepdim=True)  # MP over T, H, W: (B, C, 1, 1, 1)
-        f_p = f_p * torch.sigmoid(self.conv1(F.relu(self.conv0(pooled))))  # eq. 4
-        pooled = f_p.amax(dim=1, keepdim=True)  # MP over channels: (B, 1, T, H, W)
-        return f_i + f_p * torch.sigmoid(self.conv2(pooled))  # eq. 5
+        f_p = f_p * torch.sigmoid(self.spatiotemporal_logits(f_p))  # eq. 4
+        return f_i + f_p * torch.sigmoid(self.channel_logits(f_p))  # eq. 5
 
 
 class CrossModalityAugment(nn.Module):
@@ -351,7 +406,7 @@ class MEACINet(nn.Module):
         self.smc = nn.ModuleDict(
             {
                 str(layer): SelectiveMotionComplement(
-                    widths[layer - 1], c.smc_reduction, c.smc_kernel
+                    widths[layer - 1], c.smc_reduction, c.smc_kernel, c.smc_reading, c.smc_pool
                 )
                 for layer in c.smc_layers
             }
@@ -414,6 +469,8 @@ class MEACIConfig:
     smc_layers: tuple[int, ...] = (1, 2, 3, 4)  # stages followed by an SMC unit
     smc_reduction: int = 16  # Att_SP bottleneck C -> C/16 (Table A)
     smc_kernel: int = 3  # Att_C conv kernel (3x3x3, Table A)
+    smc_reading: Literal["cbam", "eca"] = "cbam"  # SMC gates: eq. 4 / eq. 5 (choice 6)
+    smc_pool: int = 3  # eca reading: eq. 4's local max pool, k x k x k, stride 1, same padding
     cma: bool = True  # the CMA unit and its head (False: Table 4's "B2 + SMC")
     cma_dim: int = 128  # CMA query/key/value width d_k (Table B)
     dropout: float = 0.5  # before each classifier
@@ -432,6 +489,10 @@ def paper_3clip() -> MEACIConfig:
     return MEACIConfig(test_clips=3)
 
 
+def paper_eca() -> MEACIConfig:
+    return MEACIConfig(smc_reading="eca")
+
+
 def tiny() -> MEACIConfig:
     return MEACIConfig(
         base_width=8,
@@ -444,6 +505,10 @@ def tiny() -> MEACIConfig:
         frames=4,
         size=64,
     )
+
+
+def tiny_eca() -> MEACIConfig:
+    return dataclasses.replace(tiny(), smc_reading="eca")
 
 
 # --------------------------------------------------------------------------- Lightning module
@@ -603,7 +668,18 @@ register_method(
     "meaci",
     MEACI,
     MEACIConfig,
-    {"paper": paper, "paper_3clip": paper_3clip, "tiny": tiny},
+    {
+        "paper": paper,
+        "paper_3clip": paper_3clip,
+        "paper_eca": paper_eca,
+        "tiny": tiny,
+        "tiny_eca": tiny_eca,
+    },
     "MEACI-Net (IJCAI 2022): I3D-R50 on I-frames + CME on MV+residual, SMC/CMA, 3 heads",
     WEIGHTS,
+    readings={
+        "paper_eca": "SMC keeps the paper's names: eq. 4 a per-position spatio-temporal gate "
+        "(local 3x3x3 max pool), eq. 5 an ECA-style channel gate (the 3x3x3 conv as a 3-tap "
+        "conv across channels); same parameters as paper, +0.8 GMACs",
+    },
 )

@@ -10,6 +10,8 @@ Paper vs measured (paper preset, 8 frames at 224x224, 101 classes = UCF-101):
 | total, tunable = total           | 50.7M   | 47.14M   | -7.0%  |
 | GMACs per view (Table 1)         | 89      | 72.3     | -18.8% |
 | views: 1 clip / 3 clips          | 89/268  | 72/217   |        |
+| paper_eca: total (choice 6)      | 50.7M   | 47.14M   | -7.0%  |
+| paper_eca: GMACs per view        | 89      | 73.1     | -17.8% |
 
 The gaps are all in the CME stream, where the paper contradicts itself (module docstring,
 choice 5): Table 3 gives "B1 + MSB" 15.3M (matched exactly) and "B1 + DM" = B1 + 0.9M,
@@ -17,6 +19,8 @@ but "CME" = 23.2M, 7.9M above "B1 + MSB", which no reading of the DM's single 3x
 explains. The paper's 89 GFLOPs is what two I3D-ResNet50 streams cost (2 x 44.9 = 89.8
 GMACs, +0.9%): as if the motion stream cost as much as B1, whereas the MSB as described
 (and as Table 3's 15.3M confirms) is lighter (26.7 GMACs with its 5-channel stem).
+``paper_eca`` reads the SMC unit's eq. 4-5 with the paper's names (choice 6): the same
+parameters, and 0.82 GMACs more, since Att_SP's 1x1x1 convs run at every position.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import dataclasses
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from datamodules.contract import Modality, Sampling
+from datamodules.datamodule import CompressedVideoDataModule
 from methods.meaci import (
     MEACI,
     Bottleneck3d,
@@ -43,9 +49,11 @@ from methods.meaci import (
     data_spec,
     paper,
     paper_3clip,
+    paper_eca,
     tiny,
+    tiny_eca,
 )
-from methods.registry import create_method
+from methods.registry import create_method, get_method
 
 UCF101 = 101
 
@@ -152,6 +160,68 @@ def test_smc_matches_eq_4_and_5() -> None:
     torch.testing.assert_close(smc(f_i, f_p), f_i + f_p1 * st)
 
 
+def local_max_3x3x3(x: torch.Tensor) -> torch.Tensor:
+    """The max over each position's 3x3x3 neighbourhood (outside the map: ignored)."""
+    t, h, w = x.shape[2:]
+    padded = F.pad(x, (1, 1, 1, 1, 1, 1), value=-math.inf)
+    shifts = [
+        padded[:, :, dt : dt + t, dh : dh + h, dw : dw + w]
+        for dt in range(3)
+        for dh in range(3)
+        for dw in range(3)
+    ]
+    return torch.stack(shifts).amax(dim=0)
+
+
+def test_smc_eca_reading_matches_eq_4_and_5() -> None:
+    """Eq. 4 a gate per position after a local max pool; eq. 5 ECA: a 3-tap 1-D conv
+    across the channels of the globally max-pooled descriptor (the 3x3x3 kernel's centre
+    column), a gate per channel."""
+    torch.manual_seed(0)
+    smc = SelectiveMotionComplement(channels=32, reduction=16, kernel=3, reading="eca")
+    f_i, f_p = torch.randn(2, 32, 3, 5, 4), torch.randn(2, 32, 3, 5, 4)
+    # eq. 4: local 3x3x3 max pool (stride 1), then the 1x1x1 convs at every position
+    w0, w1 = smc.conv0.weight.flatten(1), smc.conv1.weight.flatten(1)
+    hidden = F.relu(
+        torch.einsum("bcthw,kc->bkthw", local_max_3x3x3(f_p), w0)
+        + smc.conv0.bias[:, None, None, None]
+    )
+    att_sp = torch.sigmoid(
+        torch.einsum("bkthw,ck->bcthw", hidden, w1) + smc.conv1.bias[:, None, None, None]
+    )
+    f_p1 = f_p * att_sp
+    # eq. 5: global max pool to (B, C), ECA's 1-D conv with zero padding at both ends
+    mp = F.pad(f_p1.flatten(2).amax(dim=2), (1, 1))  # (B, C + 2)
+    taps = smc.conv2.weight[0, 0, :, 1, 1]  # the centre column: taps over channels c-1, c, c+1
+    logits = taps[0] * mp[:, :-2] + taps[1] * mp[:, 1:-1] + taps[2] * mp[:, 2:] + smc.conv2.bias
+    expected = f_i + f_p1 * torch.sigmoid(logits)[:, :, None, None, None]
+    out = smc(f_i, f_p)
+    torch.testing.assert_close(out, expected)
+    # the gates' shapes: eq. 4 varies over positions, eq. 5 is one number per channel
+    assert smc.spatiotemporal_logits(f_p).shape == (2, 32, 3, 5, 4)
+    assert smc.channel_logits(f_p1).shape == (2, 32, 1, 1, 1)
+    # only the centre column of the 3x3x3 kernel meets data: the rest is dead
+    out.sum().backward()
+    grad = smc.conv2.weight.grad[0, 0]
+    assert grad[:, 1, 1].abs().min() > 0
+    grad[:, 1, 1] = 0
+    assert not grad.any()
+    with torch.no_grad():
+        smc.conv2.weight[0, 0, :, 0] += 1.0  # off-centre weights changed
+        torch.testing.assert_close(smc(f_i, f_p), out)
+
+
+def test_smc_readings_share_parameters_not_outputs() -> None:
+    torch.manual_seed(0)
+    cbam = SelectiveMotionComplement(channels=16, reduction=4, kernel=3)
+    eca = SelectiveMotionComplement(channels=16, reduction=4, kernel=3, reading="eca")
+    eca.load_state_dict(cbam.state_dict(), strict=True)  # same names and shapes (Table A)
+    f_i, f_p = torch.randn(1, 16, 2, 4, 4), torch.randn(1, 16, 2, 4, 4)
+    assert not torch.allclose(cbam(f_i, f_p), eca(f_i, f_p))
+    with pytest.raises(ValueError, match="reading"):
+        SelectiveMotionComplement(16, 4, 3, reading="spatial")
+
+
 def test_cma_is_cross_attention_summed() -> None:
     torch.manual_seed(0)
     cma = CrossModalityAugment(channels=16, dim=8)
@@ -234,6 +304,18 @@ def test_mmaction2_i3d_checkpoint_and_kinetics_heads(tmp_path: Path) -> None:
     torch.testing.assert_close(model.net.cma.q_p.weight, full["cma.q_p.weight"])
 
 
+@pytest.mark.parametrize(("written", "read"), [("tiny", "tiny_eca"), ("tiny_eca", "tiny")])
+def test_pretrained_loads_across_smc_readings(tmp_path: Path, written: str, read: str) -> None:
+    """A whole MEACI-Net state dict of either SMC reading loads into the other by key."""
+    entry = get_method("meaci")
+    overrides = MEACI.pretrained_fixture(entry.make_config(written), tmp_path)
+    model = create_method("meaci", read, num_classes=4, overrides=overrides)
+    assert model.pretrained[1]["missing_keys"] == 6  # the three 400-class heads only
+    full = torch.load(overrides["pretrained"], weights_only=True)
+    for name in ("conv0.weight", "conv1.bias", "conv2.weight"):
+        torch.testing.assert_close(model.net.smc["2"].state_dict()[name], full[f"smc.2.{name}"])
+
+
 # --------------------------------------------------------------------------- paper-scale counts
 
 
@@ -256,6 +338,72 @@ def test_paper_parameter_counts(paper_net: MEACINet) -> None:
         msb_only = MEACINet(dataclasses.replace(paper(), denoise=False), num_classes=UCF101)
     b1_msb = count(msb_only.cme) + count(msb_only.head_motion)
     assert b1_msb / 1e6 == pytest.approx(15.3, rel=0.02)  # Table 3 "B1 + MSB"
+
+
+def smc_macs(channels: int, positions: int, reading: str) -> int:
+    """Analytic MACs of one SMC unit (Table A, reduction 16; conv biases not counted)."""
+    att_sp = 2 * channels * (channels // 16)  # conv0 + conv1 at one position
+    if reading == "eca":  # Att_SP at every position; Att_C 27 taps at each of C channels
+        return att_sp * positions + 27 * channels
+    return att_sp + 27 * positions  # Att_SP once per clip; Att_C at every position
+
+
+def test_paper_eca_same_parameters_and_its_gmacs(paper_net: MEACINet) -> None:
+    """paper_eca: the paper's 47.14M exactly; +0.82 GMACs per view (Att_SP per position)."""
+    assert get_method("meaci").readings["paper_eca"]
+    assert get_method("meaci").tiny_counterpart("paper_eca") == "tiny_eca"
+    # (channels, T x H x W) after each stage at 8 x 224^2
+    stages = [(256, 8 * 56 * 56), (512, 8 * 28 * 28), (1024, 8 * 14 * 14), (2048, 8 * 7 * 7)]
+    with torch.device("meta"):
+        eca = MEACINet(paper_eca(), num_classes=UCF101)
+        total = gmacs(eca, torch.empty(1, 8, 3, 224, 224), torch.empty(1, 8, 5, 224, 224))
+        for (c, n), unit in zip(stages, eca.smc.values(), strict=True):  # the counter agrees
+            f = torch.empty(1, c, 8, round(math.sqrt(n // 8)), round(math.sqrt(n // 8)))
+            assert gmacs(unit, f, f) * 1e9 == pytest.approx(smc_macs(c, n, "eca"))
+    assert {k: v.shape for k, v in eca.state_dict().items()} == {
+        k: v.shape for k, v in paper_net.state_dict().items()
+    }
+    assert count(eca) == count(paper_net) == 47_142_623
+    extra = sum(smc_macs(c, n, "eca") - smc_macs(c, n, "cbam") for c, n in stages) / 1e9
+    assert extra == pytest.approx(0.8206, abs=1e-4)
+    assert total - extra == pytest.approx(72.3112, abs=1e-4)  # the paper preset's count
+    assert total == pytest.approx(73.13, abs=0.01)  # paper 89: -17.8 %, see choice 6
+    assert paper_eca().frames == 8 and data_spec(paper_eca()).sampling.test_clips == 1
+
+
+def test_tiny_eca_trains_on_the_synthetic_dataset(tmp_path: Path) -> None:
+    """tiny_eca through the real datamodule and Lightning: finite loss, weights move."""
+    torch.manual_seed(0)
+    model = create_method("meaci", "tiny_eca", num_classes=4)
+    assert model.config == tiny_eca() and model.net.smc["1"].reading == "eca"
+    dm = CompressedVideoDataModule(
+        model.data_spec,
+        dataset="synthetic",
+        root=tmp_path / "synthetic",
+        batch_size=2,
+        dataset_options={"num_classes": 4, "videos_per_class": 2, "frames": 30, "size": (64, 80)},
+        progress=False,
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = L.Trainer(
+        max_steps=3,
+        limit_val_batches=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == 3
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    for name in ("conv0.weight", "conv1.weight", "conv2.weight"):  # eq. 4 and eq. 5 learn
+        assert f"net.smc.1.{name}" in changed
+    unchanged = {n for n, p in model.named_parameters() if p.requires_grad} - changed
+    # softmax ignores a key bias (it adds q . b to a whole row of scores): no gradient
+    assert unchanged <= {"net.cma.k_i.bias", "net.cma.k_p.bias"}
 
 
 def test_everything_is_trained() -> None:
