@@ -12,7 +12,8 @@ Records are only ever added: a run repeated with the same identity
 - ``identity``, ``identity_hash``: everything that changes the numbers (the run id ends
   with the hash's first 12 characters); ``changed_settings``: what the run changed
   relative to its recipe (empty: the recipe); ``weights``: per pretrained option the
-  file and its sha256;
+  file and its sha256; ``param_groups``: the optimiser's groups (name, lr scale, peak lr,
+  parameters: ``BaseMethod.param_group_record``);
 - ``resumed``, ``attempts`` (each attempt's start, wall and training seconds up to its
   last checkpoint, epochs ``[epoch_start, epoch_end)`` and training batches),
   ``epochs_requested``, ``epochs_completed``, ``timings.train_s_total``;
@@ -681,6 +682,7 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         **_provenance(version),
         "weights": weight_files,
         "pretrained": getattr(model, "pretrained", []),
+        "param_groups": model.param_group_record(),
         **({"synthetic_pretraining": synthetic} if synthetic else {}),
         **({"init_from": parent} if parent is not None else {}),
         **results,

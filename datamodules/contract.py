@@ -71,6 +71,13 @@ def is_empty(batch: dict) -> bool:
 #   rgb      (Tr, H, W, 3) uint8
 
 
+class TrainCrop(StrEnum):
+    """How a training view's crop box is drawn (see datamodules/transforms.py)."""
+
+    MULTISCALE = "multiscale"  # TSN GroupMultiScaleCrop over DataSpec.scale_jitter
+    RANDOM_RESIZED = "random_resized"  # Inception / torchvision RandomResizedCrop
+
+
 class Sampling(StrEnum):
     """Where in a video the positions of one view are taken (see datamodules/sampling.py)."""
 
@@ -122,8 +129,12 @@ class DataSpec:
     modalities: tuple[Modality, ...] = (Modality.IFRAME, Modality.MV, Modality.RESIDUAL)
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     size: int = 224  # side of the square crop fed to the network
-    scale_jitter: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # training multi-scale crop ratios
+    train_crop: TrainCrop = TrainCrop.MULTISCALE  # how training crop boxes are drawn
+    scale_jitter: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multiscale: crop side ratios
+    crop_area: tuple[float, float] = (0.08, 1.0)  # random_resized: fraction of the frame's area
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # random_resized: width / height range
     flip: bool = True  # random horizontal flip in training (negates MV x)
+    grayscale_p: float = 0.0  # training: chance a clip's images (I-frame, RGB) become luma
     normalization: Normalization = field(default_factory=Normalization)
 
     def needs(self, modality: Modality) -> bool:

@@ -18,9 +18,9 @@ usual and reported: named by the dataset's warning, counted in the summary (``da
 
 Training randomness is a function of (seed, epoch, sample index): the training order is a
 permutation seeded by (seed, epoch) (:class:`EpochSampler`), and each sample's positions,
-crop and flip come from a generator seeded by (seed, epoch, video index). Nothing is
-drawn from a global RNG, so a run resumed from a checkpoint at an epoch boundary sees
-the same samples as an uninterrupted one, with any number of loader workers.
+crop, flip and grayscale decision come from generators seeded by (seed, epoch, video
+index). Nothing is drawn from a global RNG, so a run resumed from a checkpoint at an epoch
+boundary sees the same samples as an uninterrupted one, with any number of loader workers.
 """
 
 from __future__ import annotations
@@ -49,7 +49,12 @@ from datamodules.fewshot import few_shot
 from datamodules.gop import GopIndex
 from datamodules.reader import CompressedVideo, Sample
 from datamodules.sampling import SamplePlan, plan_test_views, plan_view
-from datamodules.transforms import apply_view, sample_train_box, test_view_transform
+from datamodules.transforms import (
+    apply_view,
+    sample_grayscale,
+    sample_train_crop,
+    test_view_transform,
+)
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +215,7 @@ class CompressedVideoDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         video_index, view = divmod(index, self.views)
         item = self.videos[video_index]
-        # two generators per training sample: positions, then crop and flip
+        # two generators per training sample: positions, then crop, flip and grayscale
         plan_rng, box_rng = (
             np.random.default_rng([self.seed, epoch, video_index, draw]) for draw in (0, 1)
         )
@@ -223,8 +228,9 @@ class CompressedVideoDataset(Dataset):
         if self.train:
             rng = box_rng
             height, width = next(iter(arrays.values())).shape[1:3]
-            box = sample_train_box(height, width, self.spec.scale_jitter, self.flip, rng)
-            out = apply_view(arrays, box, self.spec.size, self.spec.normalization)
+            box = sample_train_crop(height, width, self.spec, self.flip, rng)
+            grayscale = sample_grayscale(self.spec.grayscale_p, rng)  # no draw at p = 0
+            out = apply_view(arrays, box, self.spec.size, self.spec.normalization, grayscale)
             if box.flip and self.hflip_labels is not None:
                 label = self.hflip_labels[label]  # e.g. a mirrored left-mover moves right
         else:

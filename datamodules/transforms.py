@@ -17,11 +17,27 @@ Motion vectors are a vector field, not an image, so geometry acts on their value
 
 Choices, all in one place here:
 
-* Training: TSN's ``GroupMultiScaleCrop`` (crop sides ``min(H, W) * ratio`` for the ratios
-  in ``DataSpec.scale_jitter``, width and height ratios at most one step apart, offsets
-  from TSN's 13 fixed corner/centre/quarter positions or uniform when
-  ``fixed_offsets=False``), then a random horizontal flip. TSN's snapping of crop sides
-  within 3 px of ``size`` is left out: it only saves a 1-2 px resize.
+* Training crop (``DataSpec.train_crop``): by default TSN's ``GroupMultiScaleCrop`` (crop
+  sides ``min(H, W) * ratio`` for the ratios in ``DataSpec.scale_jitter``, width and
+  height ratios at most one step apart, offsets from TSN's 13 fixed corner/centre/quarter
+  positions or uniform when ``fixed_offsets=False``). TSN's snapping of crop sides within
+  3 px of ``size`` is left out: it only saves a 1-2 px resize. ``random_resized`` is the
+  Inception crop of torchvision's / mmaction's ``RandomResizedCrop``: an area fraction
+  uniform in ``crop_area`` (0.08-1) and a width/height ratio log-uniform in ``crop_ratio``
+  (3/4-4/3), sides rounded, up to 10 tries for a box that fits, then torchvision's
+  fallback, the centre crop of the whole frame with its ratio clamped into ``crop_ratio``
+  (mmaction's fallback is the centred square; both are rare: a try fails only when a side
+  overshoots the frame). Then a random horizontal flip.
+* Training colour (``DataSpec.grayscale_p``): with that probability a sample's images
+  (I-frames and RGB frames, never MVs or residuals, which are not pictures) become their
+  ITU-R 601 luma ``0.299 R + 0.587 G + 0.114 B`` in all three channels, as torchvision's
+  ``RandomGrayscale``; one decision per sample, so every frame of a clip agrees. It acts
+  on the resized pixel values before normalisation and is kept in float (torchvision
+  truncates to uint8). At ``grayscale_p = 0`` no random number is drawn, so the other
+  draws are those of a spec without it.
+* Random draws of a training view, in order from the one generator: the crop box
+  (multiscale: the sides, then the offset; random_resized: area and ratio per try, then
+  the offset), the flip, then the grayscale decision (only when ``grayscale_p > 0``).
 * Test (TSN/CoViAR convention): scale the shorter side to ``size / 0.875`` (256 for 224)
   and take ``size`` crops, i.e. crop boxes of ``0.875 * min(H, W)`` in source pixels.
   Three crops instead span the whole shorter side (scale it to ``size``; the SlowFast /
@@ -46,6 +62,7 @@ Choices, all in one place here:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,10 +71,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datamodules.contract import DataSpec, Modality, Normalization
+from datamodules.contract import DataSpec, Modality, Normalization, TrainCrop
 
 # Source crop side / shorter side at test time, per number of spatial crops (see above).
 TEST_CROP_FRACTION: dict[int, float] = {1: 0.875, 3: 1.0, 5: 0.875, 10: 0.875}
+# ITU-R BT.601 luma weights of R, G, B (torchvision's rgb_to_grayscale: 0.2989, 0.587, 0.114)
+LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
+RANDOM_RESIZED_TRIES = 10  # torchvision's and mmaction's attempts before the fallback
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,13 @@ def _mv_out(x: torch.Tensor, norm: Normalization) -> torch.Tensor:
     return out.clamp_(-norm.mv_clip, norm.mv_clip).div_(norm.mv_scale)
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:  # (T, 3, H, W) RGB -> (T, 3, H, W) float32
+    """ITU-R 601 luma of RGB images, replicated to three channels (values in x's units)."""
+    weights = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
+    y = (x.to(torch.float32) * weights).sum(dim=1, keepdim=True)  # (T, 1, H, W)
+    return y.repeat(1, 3, 1, 1)
+
+
 @dataclass(frozen=True)
 class _ModalityOps:
     channels: int  # C of the raw (T, H, W, C) array
@@ -135,16 +162,19 @@ class _ModalityOps:
     normalise: Callable[[torch.Tensor, Normalization], torch.Tensor]  # resized -> float32
     vector_field: bool  # values are (x, y) displacements: flips and resizes act on them
     antialias: bool  # low-pass before downscaling
+    picture: bool  # an RGB picture: the grayscale augmentation may replace it by its luma
 
 
-_IMAGE = _ModalityOps(3, _image_in, _image_out, vector_field=False, antialias=True)
+_IMAGE = _ModalityOps(3, _image_in, _image_out, vector_field=False, antialias=True, picture=True)
 _OPS: dict[Modality, _ModalityOps] = {
     Modality.IFRAME: _IMAGE,
     Modality.RGB: _IMAGE,
     Modality.RESIDUAL: _ModalityOps(
-        3, _residual_in, _residual_out, vector_field=False, antialias=True
+        3, _residual_in, _residual_out, vector_field=False, antialias=True, picture=False
     ),
-    Modality.MV: _ModalityOps(2, _mv_in, _mv_out, vector_field=True, antialias=False),
+    Modality.MV: _ModalityOps(
+        2, _mv_in, _mv_out, vector_field=True, antialias=False, picture=False
+    ),
 }
 
 
@@ -173,8 +203,10 @@ def apply_view(
     box: CropBox,
     size: int,
     normalization: Normalization,
+    grayscale: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Crop ``box`` out of every modality, resize it to ``size`` x ``size``, flip, normalise.
+    """Crop ``box`` out of every modality, resize it to ``size`` x ``size``, flip, turn the
+    pictures (I-frames, RGB) to luma when ``grayscale``, normalise.
 
     Returns ``{modality.value: (T, C, size, size) float32}`` for the keys given.
     """
@@ -195,6 +227,8 @@ def apply_view(
             # Displacements scale with the image; a mirror reverses x motion.
             gain = torch.tensor([-sx if box.flip else sx, sy], dtype=x.dtype).view(1, 2, 1, 1)
             x = x.mul_(gain)  # x is never the caller's memory: _mv_in copies
+        if grayscale and ops.picture:
+            x = luma(x)  # (T, 3, size, size) float32, 0..255
         out[modality.value] = ops.normalise(x, normalization)
     return out
 
@@ -234,6 +268,57 @@ def sample_train_box(
     return CropBox(top, left, crop_h, crop_w, do_flip)
 
 
+def sample_random_resized_box(
+    height: int,
+    width: int,
+    area: tuple[float, float],
+    ratio: tuple[float, float],
+    flip: bool,
+    rng: np.random.Generator,
+) -> CropBox:
+    """Inception-style random-resized crop (torchvision ``RandomResizedCrop.get_params``)
+    + random flip: area fraction uniform in ``area``, width/height log-uniform in ``ratio``."""
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(RANDOM_RESIZED_TRIES):
+        target = height * width * rng.uniform(area[0], area[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        crop_w = round(math.sqrt(target * aspect))
+        crop_h = round(math.sqrt(target / aspect))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            top = int(rng.integers(height - crop_h + 1))
+            left = int(rng.integers(width - crop_w + 1))
+            break
+    else:  # the whole frame, its ratio clamped into the range, centred
+        if width / height < min(ratio):
+            crop_w, crop_h = width, round(width / min(ratio))
+        elif width / height > max(ratio):
+            crop_w, crop_h = round(height * max(ratio)), height
+        else:
+            crop_w, crop_h = width, height
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    do_flip = bool(flip and rng.random() < 0.5)
+    return CropBox(top, left, crop_h, crop_w, do_flip)
+
+
+def sample_train_crop(
+    height: int,
+    width: int,
+    spec: DataSpec,
+    flip: bool,
+    rng: np.random.Generator,
+    fixed_offsets: bool = True,
+) -> CropBox:
+    """One random training crop box (and flip) of ``spec.train_crop``'s kind."""
+    if TrainCrop(spec.train_crop) == TrainCrop.RANDOM_RESIZED:
+        return sample_random_resized_box(height, width, spec.crop_area, spec.crop_ratio, flip, rng)
+    return sample_train_box(height, width, spec.scale_jitter, flip, rng, fixed_offsets)
+
+
+def sample_grayscale(p: float, rng: np.random.Generator) -> bool:
+    """Whether a training sample's pictures become grayscale; draws nothing when p is 0."""
+    return p > 0 and bool(rng.random() < p)
+
+
 def spatial_views(height: int, width: int, crops: int) -> list[CropBox]:
     """The ``crops`` test views (1, 3, 5 or 10) in the order given in the module docstring."""
     if crops not in TEST_CROP_FRACTION:
@@ -263,10 +348,12 @@ def train_transform(
     rng: np.random.Generator,
     fixed_offsets: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """One random training view of a sample: the same crop and flip for every modality."""
+    """One random training view of a sample: the same crop, flip and grayscale decision for
+    every modality (grayscale acts on the pictures alone)."""
     height, width = _frame_size(arrays)
-    box = sample_train_box(height, width, spec.scale_jitter, spec.flip, rng, fixed_offsets)
-    return apply_view(arrays, box, spec.size, spec.normalization)
+    box = sample_train_crop(height, width, spec, spec.flip, rng, fixed_offsets)
+    grayscale = sample_grayscale(spec.grayscale_p, rng)
+    return apply_view(arrays, box, spec.size, spec.normalization, grayscale)
 
 
 def test_view_transform(

@@ -351,8 +351,9 @@ class BaseMethod(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        cfg = self.optim_config
+    def trained_groups(self) -> list[ParamGroup]:
+        """``param_groups`` as the optimiser gets them: trainable parameters only, empty
+        groups dropped; a parameter in two groups, or a trainable one in none, is an error."""
         groups = []
         seen: set[int] = set()
         for group in self.param_groups():
@@ -361,13 +362,35 @@ class BaseMethod(L.LightningModule):
                 raise ValueError(f"parameter group {group.name!r} repeats parameters")
             seen.update(id(p) for p in params)
             if params:
-                entry = {"params": params, "lr": cfg.lr * group.lr_scale, "name": group.name}
-                if group.weight_decay is not None:
-                    entry["weight_decay"] = group.weight_decay
-                groups.append(entry)
+                groups.append(ParamGroup(group.name, params, group.lr_scale, group.weight_decay))
         missing = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in seen]
         if missing:
             raise ValueError(f"trainable parameters in no group: {missing[:5]}")
+        return groups
+
+    def param_group_record(self) -> list[dict[str, Any]]:
+        """The optimiser's groups as the run record lists them: name, lr scale, peak lr (base
+        lr x scale, before warm-up and schedule), parameters, own weight decay if any."""
+        cfg = self.optim_config
+        return [
+            {
+                "name": g.name,
+                "lr_scale": g.lr_scale,
+                "lr": cfg.lr * g.lr_scale,
+                "params": sum(p.numel() for p in g.params),
+                **({"weight_decay": g.weight_decay} if g.weight_decay is not None else {}),
+            }
+            for g in self.trained_groups()
+        ]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_config
+        groups = []
+        for group in self.trained_groups():
+            entry = {"params": group.params, "lr": cfg.lr * group.lr_scale, "name": group.name}
+            if group.weight_decay is not None:
+                entry["weight_decay"] = group.weight_decay
+            groups.append(entry)
         if cfg.optimizer == "sgd":
             optimizer = torch.optim.SGD(
                 groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -383,7 +406,7 @@ class BaseMethod(L.LightningModule):
         }
 
     def _steps_per_epoch(self) -> int:
-        trainer = self.trainer
+        trainer = self._trainer  # not self.trainer: it raises when no Trainer is attached
         if trainer is None:
             return 1
         total = trainer.estimated_stepping_batches

@@ -138,10 +138,55 @@ def test_a_mirrored_training_sample_gets_the_mirrored_label(
     mirrors = dm._list("train").hflip_labels
     assert mirrors == (1, 0, 2)  # translate_right <-> translate_left, translate_up stays
     monkeypatch.setattr(
-        module, "sample_train_box", lambda h, w, *a, **k: CropBox(0, 0, h, w, flip=True)
+        module, "sample_train_crop", lambda h, w, *a, **k: CropBox(0, 0, h, w, flip=True)
     )
     for i, item in enumerate(data.videos[:6]):
         assert data[i]["label"] == mirrors[item.label]
+
+
+def test_default_training_samples_draw_as_before(synthetic_root: Path) -> None:
+    """The default spec (multiscale crop, no grayscale) serves exactly what the datamodule
+    served before those options existed: positions from (seed, epoch, video, 0), then the
+    TSN box and flip from (seed, epoch, video, 1), nothing else drawn."""
+    import numpy as np
+
+    from datamodules.transforms import apply_view, sample_train_box
+
+    dm = _module(synthetic_root, "tcar16")
+    data = dm.train_dataloader().dataset
+    spec = data.spec
+    for video_index, epoch in ((0, 0), (3, 2), (5, 7)):
+        got = data[(video_index, epoch)]
+        plan_rng, box_rng = (
+            np.random.default_rng([data.seed, epoch, video_index, draw]) for draw in (0, 1)
+        )
+        arrays = data._arrays(data.videos[video_index], 0, plan_rng)
+        h, w = next(iter(arrays.values())).shape[1:3]
+        box = sample_train_box(h, w, spec.scale_jitter, data.flip, box_rng)
+        expected = apply_view(arrays, box, spec.size, spec.normalization)
+        for key, value in expected.items():
+            assert torch.equal(got[key], value), (video_index, epoch, key)
+
+
+def test_grayscale_training_samples_are_seeded_per_sample(synthetic_root: Path) -> None:
+    from dataclasses import replace
+
+    sampling, modalities = PAPER_SAMPLINGS["tpclip16"]
+    spec = DataSpec(modalities=modalities, sampling=sampling, size=48)
+    gray_spec = replace(spec, train_crop="random_resized", grayscale_p=0.5)
+    data = _module(synthetic_root, "tpclip16", gray_spec).train_dataloader().dataset
+    again = _module(synthetic_root, "tpclip16", gray_spec).train_dataloader().dataset
+    decisions = []
+    for key in [(i, e) for i in range(6) for e in range(2)]:
+        a, b = data[key]["rgb"], again[key]["rgb"]
+        assert torch.equal(a, b)  # a function of (seed, epoch, sample)
+        raw = a * torch.tensor(spec.normalization.rgb_std).view(1, 3, 1, 1)
+        raw = raw + torch.tensor(spec.normalization.rgb_mean).view(1, 3, 1, 1)
+        gray = [torch.allclose(f[0], f[1], atol=1e-5) and torch.allclose(f[1], f[2], atol=1e-5)
+                for f in raw]  # fmt: skip
+        assert len(set(gray)) == 1  # one decision for every frame of the clip
+        decisions.append(gray[0])
+    assert 0 < sum(decisions) < len(decisions)
 
 
 def test_flips_are_off_when_a_mirrored_class_is_missing(tmp_path: Path) -> None:

@@ -1,22 +1,26 @@
-"""Temporal-prompt CLIP: label dictionary, eq. 6-18 on small inputs, checkpoint formats, and
-the paper's parameter count (Table 6) at full scale on the meta device."""
+"""Temporal-prompt CLIP: label dictionary, eq. 6-18 on small inputs, checkpoint formats, the
+paper's parameter count (Table 6) at full scale on the meta device, and the two readings
+(new parts at 10x the lr; Table 2's RandomSizedCrop + grayscale)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from datamodules.contract import Modality
+from datamodules.contract import Modality, TrainCrop
+from datamodules.datamodule import CompressedVideoDataModule
 from datamodules.synthetic import MOTION_CLASSES
-from methods.base import count_parameters
-from methods.registry import create_method
+from methods.base import OptimConfig, count_parameters
+from methods.registry import create_method, get_method
 from methods.tpclip import (
     SPECIAL_TOKENS,
     ReparameterizationEncoder,
@@ -356,3 +360,190 @@ def test_paper_gmacs_per_view() -> None:
     assert gmacs == pytest.approx(analytic, rel=0.01)
     assert gmacs == pytest.approx(296.15, rel=0.01)
     assert dataclasses.asdict(paper())["frames"] == 16
+
+
+# --------------------------------------------------------------------------- readings
+
+READINGS = ("paper_lr10", "paper_rrc_gray")
+
+
+def _preset(
+    preset: str, class_names=SYNTHETIC[:4], optim: OptimConfig | None = None, **overrides
+) -> TemporalPromptCLIPMethod:
+    torch.manual_seed(0)
+    return create_method(
+        "tpclip", preset, num_classes=len(class_names), class_names=class_names,
+        overrides=overrides, optim=optim,
+    )  # fmt: skip
+
+
+def _optimizer_groups(m: TemporalPromptCLIPMethod) -> dict[str, tuple[float, int]]:
+    """name -> (lr the optimiser was built with, parameters), every trainable one once."""
+    optimizer = m.configure_optimizers()["optimizer"]
+    ids = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    trainable = [id(p) for p in m.parameters() if p.requires_grad]
+    assert sorted(ids) == sorted(trainable)  # each trainable parameter in exactly one group
+    return {
+        g["name"]: (g["initial_lr"], sum(p.numel() for p in g["params"]))
+        for g in optimizer.param_groups
+    }
+
+
+def test_readings_are_registered_with_tiny_counterparts() -> None:
+    entry = get_method("tpclip")
+    assert set(entry.readings) == set(READINGS)
+    assert [entry.tiny_counterpart(p) for p in READINGS] == ["tiny_lr10", "tiny_rrc_gray"]
+    for reading, changed in (
+        ("lr10", {"new_module_lr_mult": 10.0}),
+        ("rrc_gray", {"train_crop": "random_resized", "grayscale_p": 0.2}),
+    ):
+        for scale, base in (("paper", paper()), ("tiny", tiny())):
+            config = entry.make_config(f"{scale}_{reading}")
+            diff = {
+                k: v for k, v in dataclasses.asdict(config).items()
+                if getattr(base, k) != v
+            }  # fmt: skip
+            assert diff == changed, (scale, reading)
+
+
+def test_lr10_groups_new_parts_at_ten_times_the_base_lr() -> None:
+    base = _preset("tiny")
+    assert _optimizer_groups(base) == {"all": (5e-6, 64_960)}  # the paper: one lr for all
+    m = _preset("tiny_lr10")
+    new = [m.net.temporal_embedding, *m.net.prompts.parameters(), *m.net.reparam.parameters()]
+    assert _optimizer_groups(m) == {"new": (5e-5, sum(p.numel() for p in new))}
+    assert m.param_group_record() == [
+        {"name": "new", "lr_scale": 10.0, "lr": 5e-5, "params": 64_960}
+    ]
+    # projections of random towers are new too; with tune_projections: 64,960 + 2 x 32 x 64
+    tuned = _preset("tiny_lr10", tune_projections=True)
+    assert _optimizer_groups(tuned) == {"new": (5e-5, 64_960 + 4_096)}
+
+
+def test_lr10_keeps_pretrained_projections_at_the_base_lr(tmp_path: Path) -> None:
+    weights = TemporalPromptCLIPMethod.pretrained_fixture(tiny(), tmp_path)
+    m = _preset("tiny_lr10", tune_projections=True, **weights)
+    assert _optimizer_groups(m) == {"new": (5e-5, 64_960), "pretrained": (5e-6, 4_096)}
+    record = {g["name"]: g for g in m.param_group_record()}
+    assert record["pretrained"] == {"name": "pretrained", "lr_scale": 1.0, "lr": 5e-6,
+                                    "params": 4_096}  # fmt: skip
+    # one AdamW step from the same weights on the same batch: the update is linear in the
+    # lr, so the new parts move exactly 10 x as far as under the paper's single lr and
+    # the projections as far (lr 1e-3 at once, so float rounding of the weights is small)
+    batch = {"rgb": torch.randn(4, 8, 3, 64, 64), "label": torch.tensor([0, 1, 2, 3])}
+    optim = dataclasses.replace(TemporalPromptCLIPMethod.default_optim(), lr=1e-3, warmup_epochs=0)
+    moved = {}
+    for preset in ("tiny", "tiny_lr10"):
+        model = _preset(preset, optim=optim, tune_projections=True, **weights).train()
+        before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        optimizer = model.configure_optimizers()["optimizer"]
+        model.training_loss(batch)[0].backward()
+        optimizer.step()
+        moved[preset] = {n: p.detach() - before[n] for n, p in model.named_parameters()
+                         if p.requires_grad}  # fmt: skip
+    projections = {"net.clip.visual.proj", "net.cn.projection.weight"}
+    assert projections <= set(moved["tiny"])
+    for name, delta in moved["tiny"].items():
+        factor = 1.0 if name in projections else 10.0
+        torch.testing.assert_close(moved["tiny_lr10"][name], factor * delta, rtol=1e-3, atol=1e-6)
+        assert delta.abs().max() > 1e-4, name
+
+
+def test_paper_lr10_groups_at_paper_scale() -> None:
+    m = _paper_preset("paper_lr10")
+    assert m.param_group_record() == [
+        {"name": "new", "lr_scale": 10.0, "lr": 5e-5, "params": 53_423_616}
+    ]
+    assert _optimizer_groups(m) == {"new": (5e-5, 53_423_616)}
+    assert _optimizer_groups(_paper_preset("paper")) == {"all": (5e-6, 53_423_616)}
+
+
+def _paper_preset(preset: str) -> TemporalPromptCLIPMethod:
+    with torch.device("meta"):
+        return create_method(
+            "tpclip", preset, num_classes=101,
+            class_names=list(load_label_dictionary()["ucf101"]),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", READINGS)
+def test_readings_build_the_paper_network_at_the_paper_cost(preset: str) -> None:
+    """Both readings change training only: the same network, parameters and test views as
+    ``paper``, and their cost records say so (296.1 GMACs x 12 views)."""
+    m, p = _paper_preset(preset), _paper_preset("paper")
+    assert m.parameter_counts() == p.parameter_counts()
+    assert m.parameter_counts() == {"total_params": 305_114_625, "tunable_params": 53_423_616}
+    shapes = {k: v.shape for k, v in m.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in p.state_dict().items()}
+    assert m.data_spec.sampling == p.data_spec.sampling and m.data_spec.size == 224
+    runs = Path(__file__).resolve().parents[1] / "results" / "runs"
+    paper_cost = json.loads((runs / "cost-tpclip-paper.json").read_text())
+    cost = json.loads((runs / f"cost-tpclip-{preset}.json").read_text())
+    keys = ("total_params", "tunable_params", "gmacs_per_view", "views", "gmacs_all_views")
+    assert {k: cost[k] for k in keys} == {k: paper_cost[k] for k in keys}
+    assert cost["gmacs_per_view"] == pytest.approx(296.15, abs=0.01) and cost["views"] == 12
+    assert cost["breakdown"] == paper_cost["breakdown"]
+
+
+def test_rrc_gray_passes_the_augmentation_to_the_data_layer() -> None:
+    assert (build().data_spec.train_crop, build().data_spec.grayscale_p) == ("multiscale", 0.0)
+    spec = _preset("tiny_rrc_gray").data_spec
+    assert spec.train_crop == TrainCrop.RANDOM_RESIZED and spec.grayscale_p == 0.2
+    assert (spec.crop_area, spec.crop_ratio) == ((0.08, 1.0), (3 / 4, 4 / 3))
+    assert spec.flip and spec.sampling == build().data_spec.sampling  # the rest as paper
+
+
+SYNTHETIC_OPTIONS = {"num_classes": 4, "videos_per_class": 3, "frames": 30, "size": (64, 80)}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("synthetic")
+
+
+class _Losses(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+@pytest.mark.parametrize("preset", ["tiny_lr10", "tiny_rrc_gray"])
+def test_tiny_reading_trains_on_the_synthetic_dataset(preset: str, synthetic_root: Path) -> None:
+    m = _preset(preset)
+    dm = CompressedVideoDataModule(
+        m.data_spec, dataset="synthetic", root=synthetic_root, batch_size=2,
+        dataset_options=SYNTHETIC_OPTIONS, progress=False,
+    )  # fmt: skip
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    losses = _Losses()
+    trainer = L.Trainer(
+        max_steps=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[losses],
+        limit_val_batches=0, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(m, datamodule=dm)
+    assert len(losses.losses) == 3 and all(math.isfinite(x) for x in losses.losses)
+    assert dm.train_dataloader().dataset.spec == m.data_spec  # the reading's augmentation
+    for n, p in m.named_parameters():
+        assert torch.equal(p, before[n]) != p.requires_grad, n  # tuned moved, frozen did not
+    lrs = {g["name"]: g["initial_lr"] for g in trainer.optimizers[0].param_groups}
+    assert lrs == ({"new": 5e-5} if preset == "tiny_lr10" else {"all": 5e-6})
+
+
+def test_a_run_record_lists_the_param_groups(synthetic_root: Path, tmp_path: Path) -> None:
+    from cvbench.run import RunSpec, train_and_test
+
+    record = train_and_test(
+        RunSpec(
+            method="tpclip", preset="tiny_lr10", root=str(synthetic_root),
+            dataset_options=SYNTHETIC_OPTIONS, epochs=1, batch_size=2, limit_train_batches=2,
+            limit_test_batches=1, optim={"lr": 1e-3}, work_dir=str(tmp_path / "work"),
+            output=str(tmp_path / "records"), progress=False,
+        )
+    )  # fmt: skip
+    assert record["param_groups"] == [
+        {"name": "new", "lr_scale": 10.0, "lr": 1e-2, "params": 64_960}
+    ]
+    assert record["config"]["new_module_lr_mult"] == 10.0 and record["optim"]["lr"] == 1e-3

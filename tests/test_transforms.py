@@ -1,15 +1,26 @@
 """Spatial transforms: one geometry for all modalities, MV values that follow the geometry,
-crop positions, normalisation values, shapes and determinism."""
+crop positions (TSN multi-scale, Inception random-resized), grayscale, normalisation
+values, shapes and determinism."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from datamodules import transforms as tf
-from datamodules.contract import DataSpec, Modality, Normalization, SamplingSpec
-from datamodules.transforms import CropBox, apply_view, sample_train_box, spatial_views
+from datamodules.contract import DataSpec, Modality, Normalization, SamplingSpec, TrainCrop
+from datamodules.transforms import (
+    CropBox,
+    apply_view,
+    sample_grayscale,
+    sample_random_resized_box,
+    sample_train_box,
+    sample_train_crop,
+    spatial_views,
+)
 
 # Identity normalisation: images and residuals come out as value / 255, MVs in raw px.
 RAW = Normalization(
@@ -277,3 +288,171 @@ def test_mismatched_frame_sizes_are_an_error() -> None:
         tf.train_transform(arrays, DataSpec(size=64), np.random.default_rng(0))
     with pytest.raises(ValueError, match="mv"):
         tf.train_transform({"mv": np.zeros((1, 100, 128, 3))}, DataSpec(), np.random.default_rng(0))
+
+
+# --------------------------------------------------------------------------- training crop kinds
+
+TSN_JITTER = (1.0, 0.875, 0.75, 0.66)
+
+
+def test_default_training_crops_are_unchanged() -> None:
+    """The default spec's crops and random draws, as the suite drew them before the
+    random-resized crop and grayscale existed (values computed by that code, seeds
+    (0, epoch 1, video s, draw 1) as the datamodule seeds a sample's box generator)."""
+    expected = [
+        (CropBox(32, 116, 192, 224, False), 0.9799806812182278),
+        (CropBox(32, 0, 224, 256, True), 0.12878671445639245),
+        (CropBox(32, 74, 224, 192, False), 0.8364263439423584),
+        (CropBox(0, 87, 256, 224, True), 0.5304116656241186),
+    ]
+    spec = DataSpec()
+    assert spec.train_crop == TrainCrop.MULTISCALE and spec.grayscale_p == 0.0
+    for s, (box, next_draw) in enumerate(expected):
+        rng = np.random.default_rng([0, 1, s, 1])
+        assert sample_train_crop(256, 340, spec, spec.flip, rng) == box
+        assert not sample_grayscale(spec.grayscale_p, rng)  # draws nothing at p = 0
+        assert rng.random() == next_draw  # the generator is where the old code left it
+
+
+def test_train_transform_draws_crop_flip_then_grayscale() -> None:
+    arrays = coordinate_arrays()
+    for seed in range(5):
+        plain = tf.train_transform(arrays, DataSpec(size=64), np.random.default_rng(seed))
+        gray = tf.train_transform(
+            arrays, DataSpec(size=64, grayscale_p=1.0), np.random.default_rng(seed)
+        )
+        assert torch.equal(plain["mv"], gray["mv"])  # same box and flip: drawn before
+        assert torch.equal(plain["residual"], gray["residual"])
+        assert not torch.equal(plain["iframe"], gray["iframe"])
+
+
+def _random_resized(seed: int, h: int = 256, w: int = 340, **kw) -> CropBox:
+    return sample_random_resized_box(
+        h, w, kw.get("area", (0.08, 1.0)), kw.get("ratio", (3 / 4, 4 / 3)), True,
+        np.random.default_rng(seed),
+    )  # fmt: skip
+
+
+def test_random_resized_crop_area_and_ratio_ranges() -> None:
+    h, w = 256, 340
+    areas, ratios, flips = [], [], 0
+    for seed in range(400):
+        box = _random_resized(seed, h, w)
+        assert box.top >= 0 and box.top + box.height <= h
+        assert box.left >= 0 and box.left + box.width <= w
+        area, ratio = box.height * box.width / (h * w), box.width / box.height
+        # sides are rounded: half a pixel on each side of the drawn area and ratio
+        assert 0.08 * 0.97 <= area <= 1.0
+        assert 3 / 4 * 0.97 <= ratio <= 4 / 3 / 0.97
+        areas.append(area)
+        ratios.append(math.log(ratio))
+        flips += box.flip
+    # area uniform in (0.08, 1): tries whose box overshoots the frame are redrawn, which
+    # thins out the large areas; the log-ratio is symmetric around 0
+    assert min(areas) < 0.1 and max(areas) > 0.9
+    assert np.mean(np.array(areas) < 0.5) > 0.45
+    # (a wide frame rejects more tall boxes: the mean leans to wide ones)
+    assert abs(np.mean(ratios)) < 0.06 and np.std(ratios) > 0.12
+    assert min(ratios) < math.log(0.8) and max(ratios) > math.log(1.25)
+    assert 150 < flips < 250
+    offsets = {(b.top, b.left) for b in map(_random_resized, range(50))}
+    assert len(offsets) > 40  # offsets uniform, not TSN's 13 positions
+
+
+def test_random_resized_crop_is_the_torchvision_draw() -> None:
+    """Draw for draw as torchvision's get_params: area, log-ratio, sides, offset."""
+    h, w = 120, 160
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        target = h * w * rng.uniform(0.08, 1.0)
+        aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if not (cw <= w and ch <= h):
+            continue  # a later try: covered by the range test
+        top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+        assert _random_resized(seed, h, w) == CropBox(top, left, ch, cw, rng.random() < 0.5)
+
+
+def test_random_resized_crop_is_deterministic_per_seed() -> None:
+    assert [_random_resized(s) for s in range(10)] == [_random_resized(s) for s in range(10)]
+    assert len({_random_resized(s) for s in range(10)}) == 10
+
+
+def test_random_resized_crop_falls_back_to_the_centre_after_ten_tries() -> None:
+    # an area of 2-3 frames never fits: ten tries (20 draws), then the fallback
+    box = _random_resized(0, 256, 340, area=(2.0, 3.0))
+    assert (box.top, box.left, box.height, box.width) == (0, 0, 256, 340)
+    rng = np.random.default_rng(0)
+    rng.uniform(size=20)
+    assert box.flip == (rng.random() < 0.5)
+    # too wide a frame (4:1): the whole height, width clamped to 4/3 of it, centred
+    wide = _random_resized(0, 100, 400, area=(2.0, 3.0))
+    assert (wide.top, wide.left, wide.height, wide.width) == (0, (400 - 133) // 2, 100, 133)
+    tall = _random_resized(0, 400, 100, area=(2.0, 3.0))
+    assert (tall.top, tall.left, tall.height, tall.width) == ((400 - 133) // 2, 0, 133, 100)
+
+
+def test_train_crop_kind_selects_the_sampler() -> None:
+    spec = DataSpec(train_crop=TrainCrop.RANDOM_RESIZED)
+    for seed in range(5):
+        got = sample_train_crop(256, 340, spec, True, np.random.default_rng(seed))
+        assert got == _random_resized(seed)
+    spec = DataSpec(train_crop="random_resized", crop_area=(0.25, 0.25), crop_ratio=(2.0, 2.0))
+    box = sample_train_crop(200, 300, spec, False, np.random.default_rng(0))
+    assert (box.height, box.width) == (87, 173)  # area 15000 px: sqrt(15000 / 2), sqrt(15000 * 2)
+
+
+# --------------------------------------------------------------------------- grayscale
+
+
+def test_grayscale_is_itu_601_luma_on_pictures_only() -> None:
+    t, h, w = 3, 8, 8
+    colour = np.array([200, 100, 50], np.uint8)
+    arrays = {
+        "iframe": np.broadcast_to(colour, (1, h, w, 3)).copy(),
+        "rgb": np.broadcast_to(colour[::-1], (t, h, w, 3)).copy(),
+        "mv": np.random.default_rng(0).normal(size=(t, h, w, 2)).astype(np.float32),
+        "residual": np.broadcast_to(np.array([40, -30, 5], np.int16), (t, h, w, 3)).copy(),
+    }
+    box = CropBox(0, 0, h, w)
+    gray = apply_view(arrays, box, h, RAW, grayscale=True)
+    plain = apply_view(arrays, box, h, RAW)
+    y = 0.299 * 200 + 0.587 * 100 + 0.114 * 50  # 124.2
+    assert torch.allclose(gray["iframe"], torch.full((1, 3, h, w), y / 255))
+    y_rev = 0.299 * 50 + 0.587 * 100 + 0.114 * 200  # 96.25: R and B swapped
+    assert torch.allclose(gray["rgb"], torch.full((t, 3, h, w), y_rev / 255))
+    assert torch.equal(gray["mv"], plain["mv"])  # motion vectors are not pictures
+    assert torch.equal(gray["residual"], plain["residual"])  # nor are residuals
+    assert torch.allclose(plain["iframe"][0, :, 0, 0], torch.tensor([200, 100, 50]) / 255)
+
+
+def test_grayscale_comes_before_normalisation() -> None:
+    norm = Normalization()
+    image = np.broadcast_to(np.array([10, 200, 90], np.uint8), (2, 4, 4, 3)).copy()
+    out = apply_view({"rgb": image}, CropBox(0, 0, 4, 4), 4, norm, grayscale=True)["rgb"]
+    y = (0.299 * 10 + 0.587 * 200 + 0.114 * 90) / 255
+    expected = (y - torch.tensor(norm.rgb_mean)) / torch.tensor(norm.rgb_std)
+    assert torch.allclose(out[:, :, 1, 2], expected.expand(2, 3), atol=1e-6)
+
+
+def test_grayscale_decision_is_per_clip_and_seeded() -> None:
+    arrays = {"rgb": np.random.default_rng(1).integers(0, 256, (4, 20, 20, 3), np.uint8)}
+    spec = DataSpec(size=16, grayscale_p=0.2, flip=False)
+    decisions = []
+    for seed in range(500):
+        out = tf.train_transform(arrays, spec, np.random.default_rng(seed))["rgb"]
+        # a grayscale view has equal channels before normalisation: undo it per channel
+        raw = out * torch.tensor(spec.normalization.rgb_std).view(1, 3, 1, 1)
+        raw = raw + torch.tensor(spec.normalization.rgb_mean).view(1, 3, 1, 1)
+        per_frame = [torch.allclose(f[0], f[1], atol=1e-5) for f in raw]
+        assert len(set(per_frame)) == 1  # every frame of the clip agrees
+        decisions.append(per_frame[0])
+    assert 0.12 < np.mean(decisions) < 0.28  # 0.150 for these 500 seeds (4 sd: 0.018)
+    again = [
+        sample_grayscale(0.2, np.random.default_rng(s)) for s in range(50)
+    ]  # the same generator gives the same decision
+    assert again == [sample_grayscale(0.2, np.random.default_rng(s)) for s in range(50)]
+    assert all(sample_grayscale(1.0, np.random.default_rng(s)) for s in range(20))
+    rng = np.random.default_rng(3)
+    state = rng.bit_generator.state
+    assert not sample_grayscale(0.0, rng) and rng.bit_generator.state == state

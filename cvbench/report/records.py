@@ -383,6 +383,7 @@ _SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "batch_size": (_integer(1, nullable=True), False),
         "hardware": (_of_type(dict, "an object"), False),
         "pretrained": (_of_type(list, "a list"), False),
+        "param_groups": (_of_type(list, "a list"), False),  # the optimiser's groups and lrs
         "wall_s": (_number(0.0), False),
         "data": (_of_type(dict, "an object"), False),
     },
