@@ -19,7 +19,9 @@ of :func:`run_identity` is equal:
   ``accumulation``.
 
 :func:`changed_settings` says what a run changed relative to its recipe (the method's
-preset and ``configs/<method>/<dataset>.yaml``); :func:`identity_differences` names the
+preset, or the reading of it the run chose, and ``configs/<method>/<dataset>.yaml``; a run
+at a reading ``paper_X`` with nothing else changed changes nothing, one at ``paper`` with
+``--set`` of the reading's option does); :func:`identity_differences` names the
 fields two identities differ in (``--resume`` refuses a checkpoint of another identity).
 """
 
@@ -246,10 +248,24 @@ def check_resumable(
 # --------------------------------------------------------------------------- recipe
 
 
+def recipe_preset(entry: Any, recipe: str, preset: str) -> str:
+    """The preset a run at ``preset`` is compared with when its recipe names ``recipe``: the
+    run's own where it is a reading of the recipe's (``paper_X`` of ``paper``, ``tiny_X`` of
+    ``tiny``; ``methods.registry.MethodEntry.readings``), so that a reading run with nothing
+    else changed is the recipe read that way, not a change of it; else ``recipe``."""
+    readings = entry.readings
+    if recipe == "paper" and preset in readings:
+        return preset
+    if recipe == "tiny" and preset in {entry.tiny_counterpart(r) for r in readings}:
+        return preset
+    return recipe
+
+
 def changed_settings(
     spec: RunSpec, config: Any, optim: Any, devices: int
 ) -> dict[str, dict[str, Any]]:
-    """What ``spec`` changed relative to its recipe: the method's preset and
+    """What ``spec`` changed relative to its recipe: the method's preset (the run's own where
+    it is a reading of the recipe's, :func:`recipe_preset`) and
     ``configs/<method>/<dataset>.yaml`` of the repository (what ``--config`` files and
     flags layered on top). ``{setting: {"recipe": value, "run": value}}`` with dotted keys
     (``config.dropout``, ``optim.lr``, ``dataset_options.x``); empty: the recipe. Left out:
@@ -268,9 +284,10 @@ def changed_settings(
         if planned != ran:
             changed[key] = {"recipe": planned, "run": ran}
 
-    note("preset", recipe.preset, spec.preset)
+    preset = recipe_preset(entry, recipe.preset, spec.preset)
+    note("preset", preset, spec.preset)
     note("epochs", recipe.epochs, spec.epochs)
-    planned_config = to_dict(entry.make_config(recipe.preset, recipe.config, "recipe"))
+    planned_config = to_dict(entry.make_config(preset, recipe.config, "recipe"))
     ran_config = to_dict(config)
     for key in sorted(set(planned_config) | set(ran_config)):
         if WEIGHT_OPTION not in key:

@@ -99,6 +99,11 @@ STRUCTURAL: tuple[StructuralNumber, ...] = (
                      "tunable_params_excl_prompt_embed"),
     StructuralNumber("cvpt", "paper", "gflops", "cvpt.txt", "Table 1", 25,
                      "gmacs_all_views"),
+    # CVPT reading paper_mv_channels (eq. 5 over channels): the same counts as paper
+    StructuralNumber("cvpt", "paper_mv_channels", "tunable_params", "cvpt.txt", "Table 1", 25,
+                     "tunable_params_excl_prompt_embed"),
+    StructuralNumber("cvpt", "paper_mv_channels", "gflops", "cvpt.txt", "Table 1", 25,
+                     "gmacs_all_views"),
     # MEACI-Net: 50.7M is CVPT's citation (100 % tunable); 89 / 268 GFLOPs its own Table 1
     StructuralNumber("meaci", "paper", "tunable_params", "cvpt.txt", "Table 1", 18,
                      "tunable_params",

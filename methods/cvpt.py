@@ -52,9 +52,24 @@ Choices where the paper is silent or ambiguous (configurable where it is reasona
    ``X_MV in R^{2 x T_P x H x W}``.
 2. MVs/residuals accumulated back to the I-frame (CoViAR [45], which the paper follows
    for pre-processing); ``accumulate`` switches to per-P-frame values.
-3. Eq. 5's "spatial-temporal attention map": the softmax runs over the N token
-   positions, per bottleneck channel (``softmax_over="tokens"``); "channels" is the other
-   reading. omega is one learnable scalar, initialised to 1 (``omega_init``).
+3. Eq. 5's axis. ``A = Softmax(omega x P_R_hat)`` on a (N, C/alpha) map does not say
+   which axis it normalises. ``paper`` reads "spatial-temporal attention map" literally:
+   the softmax runs over the N = 392 token positions, per bottleneck channel
+   (``softmax_over="tokens"``), so each channel's map sums to 1 over the video. The other
+   reading (preset ``paper_mv_channels``, ``softmax_over="channels"``) normalises the
+   C/alpha = 8 channels of each token, a per-token gate as in channel attention. The two
+   differ in how strongly the MV prompts enter the blocks: over tokens a weight averages
+   1/N, over channels 1/8. Measured at random init (``paper`` preset, seed 0, the RMS of
+   P_R' over that of P_MV' at the 12 SCCP outputs, geometric mean): 344x on random
+   inputs and 388x on a 224 px synthetic-set batch over tokens, 6.7x and 7.7x over
+   channels. Over tokens the gap grows with N: 35x at 64 px (N = 32), 94x at 112 px
+   (N = 98), which is where a "35x" figure measured at 64 px comes from; over channels it
+   is 7-8x at every size. ``paper`` keeps the token reading (the paper calls A a
+   spatial-temporal map, a word that does not describe a per-token channel gate); omega,
+   learnable, can sharpen or flatten either. Both readings have the same parameters
+   (39,193 per SCCP block) and GMACs (the softmax is not a multiply-accumulate): 0.548M
+   tunable, 128.32 GMACs per view, 769.9 over 6 views, as ``paper``. omega is one
+   learnable scalar, initialised to 1 (``omega_init``).
 4. Eq. 1 taken literally: the prompts that enter block l are the SCCP outputs
    ``P_MV'``, ``P_R'`` (replacing the incoming prompts), the I-frame tokens get
    ``E_I + E_I'``. ``prompt_skip`` adds the incoming prompts back (P + P') instead.
@@ -456,6 +471,15 @@ def tiny() -> CVPTConfig:
     )
 
 
+def paper_mv_channels() -> CVPTConfig:
+    """Eq. 5's softmax over each token's C/alpha channels instead of the N positions (choice 3)."""
+    return replace(paper(), softmax_over="channels")
+
+
+def tiny_mv_channels() -> CVPTConfig:
+    return replace(tiny(), softmax_over="channels")
+
+
 # --------------------------------------------------------------------------- LightningModule
 
 
@@ -549,8 +573,18 @@ register_method(
     "cvpt",
     CVPT,
     CVPTConfig,
-    {"paper": paper, "tiny": tiny},
+    {
+        "paper": paper,
+        "tiny": tiny,
+        "paper_mv_channels": paper_mv_channels,
+        "tiny_mv_channels": tiny_mv_channels,
+    },
     "CVPT (NeurIPS 2023): frozen VideoMAE ViT-B on I-frames, MV/residual conditional "
     "prompts refined by SCCP blocks at every layer",
     WEIGHTS,
+    readings={
+        "paper_mv_channels": "eq. 5's softmax over each token's 8 bottleneck channels, not "
+        "the 392 positions: the MV prompts enter the blocks ~7x, not ~350x, weaker than the "
+        "residual ones at init",
+    },
 )

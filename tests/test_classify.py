@@ -174,9 +174,16 @@ def test_every_record_lands_where_it_belongs(tmp_path: Path, capsys):
     # only the protocol run is a reproduction; the smoke, random and old runs are not
     assert reproduced["TCAR-Net Table 1"]["UCF101"] == "95.0 (split 1 only)"
     assert reproduced["MEACI-Net Table 1"]["UCF101"] == "n/a"
-    assert all(r["UCF101"] == "n/a" for b, r in reproduced.items() if "CVPT" in b)
+    assert reproduced["CVPT Table 1"]["UCF101"] == "n/a"
+    assert reproduced["CVPT Table 2"]["UCF101"] == ""  # an SSv2 table: no UCF101 column
+    assert reproduced["CVPT Table 2"]["SSv2"] == "n/a"
     tpclip = [r for b, r in reproduced.items() if b.startswith("TP-CLIP")]
-    assert tpclip and all(r["HMDB51"] == "92.0 ± 2.0 (3 seeds) (split 1 only)" for r in tpclip)
+    assert tpclip and all(
+        r["HMDB51"] == "92.0 ± 2.0 (3 seeds) (split 1 only)"
+        for b, r in reproduced.items()
+        if b in ("TP-CLIP Table 6", "TP-CLIP Table 8")
+    )
+    assert reproduced["TP-CLIP Table 9"]["HMDB51"] == ""  # SSv1 only
     custom = [r for r in main_rows if r["Kind"] == "custom"]
     assert {r["Method"] for r in custom} == {
         "tcar (cvbench, paper preset) [custom 1]",
@@ -269,3 +276,59 @@ def test_per_class_table_and_confusion_figure_from_the_scores_file(tmp_path: Pat
     assert table["Swim"]["Sources"] == "tcar-p.json; tcar-p.scores.csv.gz"
     assert (figures / "confusion_tcar_ucf101_s1.png").stat().st_size > 1000
     assert not list(figures.glob("confusion_*seed*"))  # the custom run: no confusion matrix
+
+
+# --------------------------------------------------------------------------- readings
+
+
+def _changed(method: str, dataset: str, preset: str | None, **config: Any) -> dict[str, Any]:
+    """What ``cvbench run --method M --dataset D [--preset P] [--set k=v]`` records as changed,
+    the settings resolved as the command resolves them (configs/<method>/<dataset>.yaml)."""
+    from cvbench.configs import RunLayer, resolve
+    from cvbench.identity import changed_settings
+    from cvbench.run import RunSpec
+    from methods.base import OptimConfig
+    from methods.config import apply_overrides
+    from methods.registry import get_method
+
+    settings = resolve(method, dataset, flags=RunLayer(preset=preset, config=config))
+    entry = get_method(method)
+    batch = settings.global_batch or 8
+    spec = RunSpec(
+        method=method,
+        preset=settings.preset,
+        dataset=dataset,
+        overrides=settings.config,
+        optim=dict(settings.optim),
+        dataset_options=settings.dataset_options,
+        epochs=settings.epochs,
+        batch_size=batch,
+    )
+    optim = apply_overrides(entry.module.default_optim(), {"epochs": spec.epochs, **spec.optim})
+    assert isinstance(optim, OptimConfig)
+    return changed_settings(spec, entry.make_config(spec.preset, spec.overrides), optim, 1)
+
+
+def test_a_reading_run_is_the_protocol_and_setting_its_option_by_hand_is_not():
+    """changed_settings compares a run at a reading (paper_mv_channels) with that preset, not
+    with ``paper``: nothing changed, so the complete run is protocol and lands in its own
+    group; ``paper`` with --set softmax_over=channels changes the recipe: custom."""
+    assert _changed("cvpt", "ucf101", None) == {}  # the recipe itself
+    assert _changed("cvpt", "ucf101", "paper_mv_channels") == {}
+    by_hand = _changed("cvpt", "ucf101", None, softmax_over="channels")
+    assert by_hand == {"config.softmax_over": {"recipe": "tokens", "run": "channels"}}
+    # tiny_X is the reading of the tiny recipe (the synthetic set's)
+    assert _changed("cvpt", "synthetic", "tiny_mv_channels") == {}
+    # another preset is still a change: the reading of the paper is not the tiny one
+    assert _changed("cvpt", "ucf101", "tiny_mv_channels")["preset"] == {
+        "recipe": "paper",
+        "run": "tiny_mv_channels",
+    }
+
+    reading = protocol_record("cvpt", preset="paper_mv_channels", changed_settings={})
+    assert classify(reading) == (PROTOCOL, ())
+    custom = protocol_record("cvpt", changed_settings=by_hand)
+    cls, reasons = classify(custom)
+    assert cls == CUSTOM and reasons == (
+        'changed settings: config.softmax_over={"recipe":"tokens","run":"channels"}',
+    )

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from datamodules.contract import Modality
+from datamodules.datamodule import CompressedVideoDataModule
 from datamodules.sampling import PAPER_SAMPLINGS
 from methods.base import count_parameters
 from methods.cvpt import (
@@ -24,6 +26,7 @@ from methods.cvpt import (
     sinusoid_table,
     tiny,
 )
+from methods.registry import create_method, get_method
 from methods.weights import WeightsError
 
 
@@ -90,6 +93,100 @@ def test_sccp_variants() -> None:
     torch.testing.assert_close(e_out, linear(linear(e_i, plain.down_i) + mv_hat, plain.up_i))
     # g4 starts at zero by default: the I-frame tokens enter block 1 unchanged
     assert not SCCP(6, 2)(p_mv, p_r, e_i)[2].any()
+
+
+def test_channel_softmax_reading_matches_a_hand_computation() -> None:
+    """paper_mv_channels: eq. 5's softmax normalises each token's C/alpha channels."""
+    block = SCCP(4, 3, softmax_over="channels", zero_init_iframe_update=False)
+    with torch.no_grad():
+        block.omega.fill_(0.5)
+    r_hat = torch.tensor([[[0.0, 2.0, 4.0], [1.0, 1.0, 1.0]]])  # (B=1, N=2, c=3)
+    # token 0: exp(0.5 * [0, 2, 4]) = [1, e, e^2], over 1 + e + e^2; token 1: flat, 1/3 each
+    e = torch.e
+    expected = torch.tensor([[[1.0, e, e * e], [1.0, 1.0, 1.0]]])
+    expected = expected / torch.tensor([1 + e + e * e, 3.0])[None, :, None]
+    torch.testing.assert_close(block.attention(r_hat), expected)
+    # the token reading of ``paper`` normalises the other axis: each channel over the 2 tokens
+    tokens = SCCP(4, 3)
+    with torch.no_grad():
+        tokens.omega.fill_(0.5)
+    column = torch.softmax(torch.tensor([0.0, 0.5]), dim=0)  # channel 0: tokens 0 and 1
+    torch.testing.assert_close(tokens.attention(r_hat)[0, :, 0], column)
+    # the rest of eq. 5-7 is the same: the map gates the embedded MV prompt, g1..g6 as before
+    torch.manual_seed(0)
+    p_mv, p_r, e_i = (torch.randn(1, 2, 4) for _ in range(3))
+    mv_out, r_out, e_out = block(p_mv, p_r, e_i)
+    r_hat = linear(p_r, block.down_r)
+    weights = torch.exp(0.5 * r_hat)
+    mv_sel = weights / weights.sum(dim=2, keepdim=True) * linear(p_mv, block.down_mv)
+    torch.testing.assert_close(mv_out, linear(mv_sel, block.up_mv))
+    torch.testing.assert_close(r_out, linear(r_hat, block.up_r))
+    torch.testing.assert_close(e_out, linear(linear(e_i, block.down_i) + mv_sel, block.up_i))
+
+
+def test_the_token_softmax_weakens_the_mv_prompts_by_about_n() -> None:
+    """The two readings' MV strength at init (choice 3): over N tokens a weight is ~1/N,
+    over the 8 channels ~1/8; paper widths at 64 px (N = 32)."""
+    ratios = {}
+    for reading in ("tokens", "channels"):
+        torch.manual_seed(0)
+        config = replace(paper(), size=64, softmax_over=reading)
+        net = CVPTNet(config, num_classes=3).eval()
+        iframe, mv, residual = small_inputs(config, batch=1)
+        with torch.no_grad():
+            p_mv, p_r = net.prompts(mv, residual)
+            mv_out, r_out, _ = net.sccp[0](p_mv, p_r, net.backbone.embed(iframe))
+        ratios[reading] = (r_out.pow(2).mean() / mv_out.pow(2).mean()).sqrt().item()
+    assert 10 < ratios["tokens"] < 100  # ~N = 32
+    assert 2 < ratios["channels"] < 20  # ~C/alpha = 8, whatever N
+    assert ratios["tokens"] > 3 * ratios["channels"]
+
+
+def test_reading_preset_mv_channels() -> None:
+    entry = get_method("cvpt")
+    assert "paper_mv_channels" in entry.readings
+    assert entry.tiny_counterpart("paper_mv_channels") == "tiny_mv_channels"
+    config = entry.make_config("paper_mv_channels")
+    assert config == replace(paper(), softmax_over="channels")
+    assert entry.make_config("tiny_mv_channels") == replace(tiny(), softmax_over="channels")
+    net = paper_net(config, num_classes=101)  # same parameters and MACs as paper
+    assert count_parameters(net.sccp[0]) == 39_193
+    assert gmacs_per_view(net) == pytest.approx(128.32, abs=0.01)
+    assert net.sccp[0].softmax_dim == 2
+
+
+def test_tiny_mv_channels_trains_on_the_synthetic_set(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_method(
+        "cvpt", "tiny_mv_channels", num_classes=4, class_names=[f"a{i}" for i in range(4)]
+    )
+    assert all(block.softmax_dim == 2 for block in model.net.sccp)
+    dm = CompressedVideoDataModule(
+        model.data_spec,
+        dataset="synthetic",
+        root=tmp_path / "synthetic",
+        batch_size=2,
+        dataset_options={"num_classes": 4, "videos_per_class": 3, "frames": 30, "size": (64, 80)},
+        progress=False,
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer = L.Trainer(
+        max_steps=3,
+        limit_val_batches=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    loss = trainer.callback_metrics.get("train/loss")
+    assert loss is not None and torch.isfinite(loss)
+    changed = [
+        n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])
+    ]
+    assert any(".sccp." in n for n in changed) and "net.head.weight" in changed
 
 
 # --------------------------------------------------------------------------- eq. 1-2 wiring

@@ -48,10 +48,16 @@ def test_structural_numbers_pass_for_every_paper_preset() -> None:
 
 def test_cvpt_structural_numbers_pass() -> None:
     comparisons = st.check_structural(["cvpt"])
-    assert [(c.quantity, c.ours_key) for c in comparisons] == [
-        ("tunable_params", "tunable_params_excl_prompt_embed"),
-        ("gflops", "gmacs_all_views"),
+    # paper, then the paper_mv_channels reading against the same row (same counts)
+    assert [(c.preset, c.quantity, c.ours_key) for c in comparisons] == [
+        (preset, quantity, key)
+        for preset in ("paper", "paper_mv_channels")
+        for quantity, key in (
+            ("tunable_params", "tunable_params_excl_prompt_embed"),
+            ("gflops", "gmacs_all_views"),
+        )
     ]
+    assert [c.ours for c in comparisons[:2]] == [c.ours for c in comparisons[2:]]
     assert all(c.passed and c.within_tolerance for c in comparisons)
     tunable = comparisons[0]
     assert tunable.reported == 500_000 and tunable.ours == 547_985  # "0.5M": 0.45-0.55M

@@ -27,6 +27,7 @@ from cvbench.tables import (
     p_value_cell,
     render_all,
 )
+from methods.registry import get_method
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTED = ROOT / "results" / "reported.yaml"
@@ -81,6 +82,8 @@ def run_record(
 OFFICIAL = {
     "ucf101": ((9537, 9586, 9624), (3783, 3734, 3696)),
     "hmdb51": ((3570,) * 3, (1530,) * 3),
+    "kinetics400": ((240436,), (19796,)),  # one official split: train / validation
+    "ssv2": ((168913,), (24777,)),
 }
 
 
@@ -333,7 +336,7 @@ def test_reproduced_vs_reported_difference(tmp_path: Path, runs: Path):
     assert "no protocol run of `tcar` at preset `paper` on ucf101: n/a" in md
 
     rows = read_csv(out / "cost.csv")
-    tcar = {r["Quantity"]: r for r in rows if r["Method"] == "tcar"}
+    tcar = {r["Quantity"]: r for r in rows if (r["Method"], r["Preset"]) == ("tcar", "paper")}
     assert list(tcar) == ["tunable params (M)", "total params (M)", "GFLOPs"]  # quantity order
     gflops = tcar["GFLOPs"]
     assert gflops["Preset"] == "paper"
@@ -348,10 +351,22 @@ def test_reproduced_vs_reported_difference(tmp_path: Path, runs: Path):
     md = (out / "cost.md").read_text()
     assert "- [1] the paper counts both CLIP towers twice" in md
     assert "| documented gap [1] |" in md and "CLIP towers twice |" not in md
-    # methods without a cost record: one row each, in registry order after tcar's
-    others = [(r["Method"], r["Verdict"]) for r in rows if r["Method"] != "tcar"]
-    assert [m for m, _ in others] == [m for m in OUR_METHODS if m != "tcar"]
-    assert all(v.startswith("no cost record [") for _, v in others)
+    # methods without a cost record: one row each, in registry order after tcar's, and one
+    # per reading of the paper (paper_X presets) after the method's paper row
+    others = [
+        (r["Method"], r["Preset"], r["Verdict"])
+        for r in rows
+        if (r["Method"], r["Preset"]) != ("tcar", "paper")
+    ]
+    expected = [
+        (m, p)
+        for m in OUR_METHODS
+        for p in ("paper", *get_method(m).readings)
+        if (m, p) != ("tcar", "paper")
+    ]
+    assert [(m, p) for m, p, _ in others] == expected
+    assert ("cvpt", "paper_mv_channels") in expected
+    assert all(v.startswith("no cost record [") for _, _, v in others)
 
     by_method = {r["Method"]: r for r in read_csv(out / "synthetic.csv")}
     # one row per registered method: the papers' five, then the baselines
@@ -521,7 +536,7 @@ def test_cost_rows_share_footnotes_and_cover_uncompared_methods(tmp_path: Path):
     assert [by_method[m]["Verdict"] for m in missing] == ["no cost record [1]"] * 4
     md = (tmp_path / "tables" / "cost.md").read_text()
     assert "- [2] header lost" in md and "- [3] 81 triples" in md
-    assert md.count("81 triples") == 1 and md.count("No cost record at preset") == 1
+    assert md.count("81 triples") == 1 and md.count("No cost record at this preset") == 1
 
 
 def test_synthetic_rows_weights_marks_and_the_records_chosen(tmp_path: Path):
@@ -765,3 +780,184 @@ def test_the_figure_names_the_five_papers_methods_and_marks_tiny_runs():
         assert named["stm"] == "Scalable STM*" and named["tcar"] == "TCAR-Net"  # *: our GMACs
     ours = [p for p in points if p.paper is None]
     assert ours and all(p.custom == (p.preset != "paper") for p in ours)
+
+
+# --------------------------------------------------------------------------- K400 / SSv2 columns
+
+
+def cvpt_cost(preset: str = "paper", gmacs_all_views: float = 769.93, **extra: Any) -> dict:
+    """A hand-made CVPT cost record; the paper preset's comparison names gmacs_all_views."""
+    source = "cvpt.txt Table 1 row 25"
+    comparisons = [
+        comparison("gflops", 772.2, 769.93, "gmacs_all_views", True, None, source),
+        comparison(
+            "tunable_params",
+            500_000,
+            547_985,
+            "tunable_params_excl_prompt_embed",
+            True,
+            None,
+            source,
+        ),
+    ]
+    return {
+        **tcar_cost(),
+        "method": "cvpt",
+        "preset": preset,
+        "total_params": 92_684_177,
+        "tunable_params": 6_447_761,
+        "tunable_params_excl_prompt_embed": 547_985,
+        "gmacs_per_view": gmacs_all_views / 6,
+        "views": 6,
+        "gmacs_all_views": gmacs_all_views,
+        "attention_blind_gmacs_per_view": gmacs_all_views / 6,
+        "comparison": comparisons if preset == "paper" else [],
+        **extra,
+    }
+
+
+def test_kinetics_and_ssv2_columns_and_their_one_split(tmp_path: Path):
+    """Every paper table with an accuracy column is a block with the columns it prints; a
+    Kinetics-400 / SSv2 run on split 1 is the complete protocol."""
+    runs, out = tmp_path / "runs", tmp_path / "tables"
+    write(runs, "meaci-k400.json", protocol_record("meaci", dataset="kinetics400", top1=0.70))
+    write(runs, "cvpt-ssv2.json", protocol_record("cvpt", dataset="ssv2", top1=0.55))
+    split2 = {**protocol_record("stm", dataset="kinetics400", top1=0.7), "split": 2}
+    write(runs, "stm-k400-s2.json", split2)
+    write(runs, "cost-meaci-paper.json", {**tcar_cost(), "method": "meaci", "comparison": []})
+    render_all(runs, REPORTED, out)
+
+    main_rows = read_csv(out / "main.csv")
+    blocks = list(dict.fromkeys(r["Block"] for r in main_rows))
+    for block in ("CVPT Table 2", "Scalable STM Table 2", "TP-CLIP Table 9"):
+        assert block in blocks  # SSv2, K400/K600/SSv2 and SSv1 tables were dropped before
+    header = list(main_rows[0])
+    accuracy = ["HMDB51", "UCF101", "Kinetics-400", "Kinetics-600", "SSv2", "SSv1"]
+    assert header == ["Block", *header[1:8], *accuracy, "Sources"]  # canonical order
+    md = (out / "main.md").read_text()
+    meaci_header = "| Kind | Method | Modality | Pretrain | Frames | GFLOPs | Tunable params (M) |"
+    assert f"{meaci_header} HMDB51 | UCF101 | Kinetics-400 |" in md
+    assert f"{meaci_header} Kinetics-400 | Kinetics-600 | SSv2 |" in md  # STM Table 2
+    assert f"{meaci_header} SSv2 |\n" in md  # CVPT Table 2
+    tex = (out / "main.tex").read_text()
+    assert "SSv2 \\\\" in tex and "Kinetics-400 & Kinetics-600 & SSv2" in tex
+
+    def reproduced(block: str) -> tuple[dict, dict]:
+        rows = [r for r in main_rows if r["Block"] == block]
+        at = [r["Kind"] for r in rows].index("reproduced")
+        return rows[at], rows[at + 1]
+
+    ours, diff = reproduced("MEACI-Net Table 1")
+    assert ours["Kinetics-400"] == "70.0"  # the one official split: no "(split 1 only)"
+    assert diff["Kinetics-400"] == "-0.4 (-0.6%)"  # 70.0 - 70.4
+    assert ours["HMDB51"] == "n/a" and ours["SSv2"] == ""  # no SSv2 column in this block
+    ours, diff = reproduced("CVPT Table 2")
+    assert ours["SSv2"] == "55.0" and diff["SSv2"] == "-3.4 (-5.8%)"  # 58.4 reported
+    assert "SSv2: the one official split, from cvpt-ssv2.json." in md
+    ours, _ = reproduced("Scalable STM Table 2")
+    assert ours["Kinetics-400"] == "n/a"  # split 2 of Kinetics-400 does not exist: invalid
+    assert "Kinetics-600: cvbench has no `kinetics600` dataset to run: n/a." in md
+
+    splits = {(r["Method"], r["Dataset"]): r for r in read_csv(out / "splits.csv")}
+    k400 = splits[("meaci", "Kinetics-400")]
+    assert [k400[f"Split {s}"] for s in (1, 2, 3)] == ["70.0", "-", "-"]
+    assert k400["Mean"] == "70.0" and k400["Class"] == "protocol"
+    assert splits[("cvpt", "SSv2")]["Mean"] == "55.0"
+    not_used = {r["File"]: r for r in read_csv(out / "not_used.csv")}
+    reason = not_used["stm-k400-s2.json"]["Reason"]
+    assert "split 2: `kinetics400` has split 1 only" in reason
+
+    # the figure: the papers' Kinetics-400 and SSv2 points appear beside ours
+    from cvbench.report.figures import accuracy_points
+
+    points = accuracy_points(load_inputs(runs, REPORTED))
+    assert {p.dataset for p in points} == {"hmdb51", "ucf101", "kinetics400", "ssv2"}
+    ours_k400 = [p for p in points if p.paper is None and p.dataset == "kinetics400"]
+    assert [(p.method, p.gflops, p.custom, p.anchor) for p in ours_k400] == [
+        ("meaci", 843.7, False, (89.0, 70.4))  # joined to MEACI-Net's 1-clip row
+    ]
+
+
+def test_csv_of_blocks_with_different_columns():
+    import pandas as pd
+
+    from cvbench.report.format import Block, Table
+    from cvbench.report.writers import to_csv
+
+    one = Block("a", pd.DataFrame([["x", "1"]], columns=["Name", "SSv2"]), ["s1"])
+    two = Block("b", pd.DataFrame([["y", "2"]], columns=["Name", "HMDB51"]), ["s2"])
+    table = Table("t", "T", [one, two], columns=["Name", "HMDB51", "UCF101", "SSv2"])
+    assert to_csv(table).splitlines() == [
+        "Block,Name,HMDB51,SSv2,Sources",  # the table's order, only columns a block has
+        "a,x,,1,s1",
+        "b,y,2,,s2",
+    ]
+    plain = Table("t", "T", [one, two])  # no order given: as the blocks name them
+    assert to_csv(plain).splitlines()[0] == "Block,Name,SSv2,HMDB51,Sources"
+
+
+# --------------------------------------------------------------------------- readings
+
+
+def test_a_reading_has_its_own_rows_cost_and_runs(tmp_path: Path):
+    """cvpt's paper_mv_channels: a reading row with its own cost record (counted as the paper
+    row is) and its own protocol runs, never mixed into the paper preset's reproduced row; a
+    run at paper with the reading's option set is custom."""
+    runs, out = tmp_path / "runs", tmp_path / "tables"
+    write(runs, "cost-cvpt-paper.json", cvpt_cost())
+    write(runs, "cost-cvpt-paper_mv_channels.json", cvpt_cost("paper_mv_channels", 700.0))
+    write(runs, "cvpt-paper.json", protocol_record("cvpt", top1=0.90))
+    reading = protocol_record("cvpt", preset="paper_mv_channels", top1=0.80)
+    write(runs, "cvpt-channels.json", reading)
+    for split, top1 in ((2, 0.82), (3, 0.84)):
+        record = protocol_record("cvpt", preset="paper_mv_channels", split=split, top1=top1)
+        write(runs, f"cvpt-channels-{split}.json", record)
+    set_by_hand = protocol_record(
+        "cvpt",
+        top1=0.5,
+        seed=1,
+        changed_settings={"config.softmax_over": {"recipe": "tokens", "run": "channels"}},
+    )
+    write(runs, "cvpt-paper-set.json", set_by_hand)
+    render_all(runs, REPORTED, out)
+
+    rows = [r for r in read_csv(out / "main.csv") if r["Block"] == "CVPT Table 1"]
+    kinds = [r["Kind"] for r in rows]
+    at = kinds.index("reproduced")
+    assert kinds[at : at + 5] == ["reproduced", "diff", "reading", "diff", "custom"]
+    paper, _, ours, diff, custom = rows[at : at + 5]
+    assert paper["UCF101"] == "90.0 (split 1 only)"  # the paper preset's run only
+    assert ours["Method"] == "cvpt (cvbench, paper_mv_channels preset) [reading 1]"
+    assert ours["UCF101"] == "82.0"  # its own three splits
+    assert ours["GFLOPs"] == "700.00"  # gmacs_all_views, as the paper row counts
+    assert ours["Tunable params (M)"] == "0.55"
+    assert diff["Method"] == "ours (paper_mv_channels) - reported"
+    assert diff["UCF101"] == "-13.5 (-14.1%)"  # 82.0 - 95.5
+    assert diff["GFLOPs"] == "-72.20 (-9.3%)"
+    assert "cost-cvpt-paper_mv_channels.json" in ours["Sources"]
+    assert "cvpt-channels-2.json" in ours["Sources"] and "cvpt-paper.json" not in ours["Sources"]
+    assert custom["Method"] == "cvpt (cvbench, paper preset) [custom 1]"
+    assert custom["UCF101"] == "50.0 (split 1 only)"
+    md = (out / "main.md").read_text()
+    reason = get_method("cvpt").readings["paper_mv_channels"]
+    assert "[reading 1] cvbench `cvpt` at preset `paper_mv_channels`" in md
+    assert reason in md
+    assert "GFLOPs `gmacs_all_views` of cost-cvpt-paper_mv_channels.json" in md
+    assert "changed settings: config.softmax_over=" in md
+    splits = {(r["Preset"], r["Class"][:6]): r for r in read_csv(out / "splits.csv")}
+    assert splits[("paper_mv_channels", "protoc")]["Mean"] == "82.0"
+
+    # the cost table lists the reading's record: no comparison of its own, its counts shown
+    cost = [r for r in read_csv(out / "cost.csv") if r["Method"] == "cvpt"]
+    assert [r["Preset"] for r in cost] == ["paper", "paper", "paper_mv_channels"]
+    assert cost[-1]["Verdict"] == "no reported number"
+    assert cost[-1]["Ours"] == "6.45 / 92.68 / 116.67"
+
+    # the figure: a reading's protocol run is a protocol point joined to the paper's row
+    from cvbench.report.figures import accuracy_points
+
+    points = accuracy_points(load_inputs(runs, REPORTED))
+    ours_points = {p.label: p for p in points if p.paper is None and p.dataset == "ucf101"}
+    channels = ours_points["cvpt (paper_mv_channels)"]
+    assert (channels.gflops, channels.top1, channels.custom) == (700.0, 82.0, False)
+    assert channels.anchor == ours_points["cvpt"].anchor == (772.2, 95.5)

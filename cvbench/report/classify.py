@@ -5,17 +5,21 @@ and returns its class and the reasons, short human strings:
 
 * ``invalid`` — not a result at all: an unknown method or dataset (not in the registries),
   an unknown preset, a split the dataset does not have (UCF101, HMDB51 and the synthetic set
-  have splits 1-3), a number that is not finite, out of range (an accuracy outside [0, 1], a
+  have splits 1-3, Kinetics-400 and SSv2 split 1 only), a number that is not finite, out of range (an accuracy outside [0, 1], a
   negative count) or absurd (an integer past 2**53, more than ``MAX_VIDEOS`` videos), a field
   of the wrong type, or counts that contradict each other (more batches seen than there are).
 * ``partial`` — a real result on less than the whole task: batch limits (batches seen <
   available), fewer epochs completed than requested, test videos scored < the split's or the
   official count, training videos used < the official count (not for K-shot runs), skipped
   videos, an evaluation of weights trained on another split (``split_mismatch``); and any
-  format-1 record on UCF101 or HMDB51, whose completeness is not recorded.
+  format-1 record on a dataset with a published protocol, whose completeness is not recorded.
 * ``protocol`` — the papers' recipe, the only class that may be called a reproduction: a
-  ``paper`` preset (or a paper variant: ``paper_l``, ``paper_3clip``) with no changed settings,
-  on the complete official split of UCF101 or HMDB51 (test videos scored = in the split =
+  ``paper`` preset (or a paper variant: ``paper_l``, ``paper_3clip``; or a reading of the
+  paper, ``paper_mv_channels``: ``methods.registry.MethodEntry.readings``) with no changed
+  settings (:func:`cvbench.identity.changed_settings` compares a reading's run with the
+  reading's preset, not with ``paper``), on the complete official split of a dataset with a
+  published protocol (:data:`PROTOCOL_DATASETS`: UCF101 and HMDB51, splits 1-3; Kinetics-400
+  and SSv2, whose one official split is cvbench's split 1) (test videos scored = in the split =
   official; training videos used = official), every pretrained option a weight file (until a
   weight manifest names the paper's files, no option may be ``none``), and every requested
   epoch completed.
@@ -42,10 +46,12 @@ from datamodules.datasets import OFFICIAL_VIDEOS
 PROTOCOL, CUSTOM, PARTIAL, INVALID = "protocol", "custom", "partial", "invalid"
 CLASSES = (PROTOCOL, CUSTOM, PARTIAL, INVALID)
 USABLE = (PROTOCOL, CUSTOM)  # the classes tables show
-PROTOCOL_DATASETS = ("ucf101", "hmdb51")  # the datasets with a published protocol
+# the datasets with a published protocol: those with official video counts per split
+PROTOCOL_DATASETS = tuple(OFFICIAL_VIDEOS)  # ucf101, hmdb51, kinetics400, ssv2
 FORMATS = (1, 2)  # the run-record formats this code reads
 # The official video counts per subset and split (datamodules.datasets.OFFICIAL_VIDEOS) are
-# the yardstick a record's own ``official`` count is checked against.
+# the yardstick a record's own ``official`` count is checked against; their length is the
+# dataset's number of splits.
 MAX_VIDEOS = 10_000_000  # more videos than any action dataset holds: an absurd count
 MAX_COUNT = 10**12  # batches, epochs, attempts: past this, an absurd count
 
@@ -201,14 +207,22 @@ def known_methods() -> dict[str, tuple[str, ...]]:
 
 
 def known_datasets() -> dict[str, int | None]:
-    """Registered dataset -> its number of splits (None where any split number is allowed)."""
+    """Registered dataset -> its number of splits (None where any split number is allowed):
+    one per official count (UCF101, HMDB51: 3; Kinetics-400, SSv2: 1), the synthetic set's."""
     import datamodules  # noqa: F401  (registers every dataset)
     from datamodules.datasets import list_datasets
-    from datamodules.layouts import SPLITS
     from datamodules.synthetic import NUM_SPLITS
 
-    splits = {"ucf101": len(SPLITS), "hmdb51": len(SPLITS), "synthetic": NUM_SPLITS}
+    splits = {name: len(counts["test"]) for name, counts in OFFICIAL_VIDEOS.items()}
+    splits["synthetic"] = NUM_SPLITS
     return {name: splits.get(name) for name in list_datasets()}
+
+
+def dataset_splits(dataset: Any) -> tuple[int, ...] | None:
+    """The splits of a registered dataset, (1, 2, 3) or (1,); None where any is allowed or
+    the dataset is unknown."""
+    n = known_datasets().get(dataset) if isinstance(dataset, str) else None
+    return None if n is None else tuple(range(1, n + 1))
 
 
 def is_paper_preset(preset: Any) -> bool:
@@ -283,7 +297,8 @@ def _check_identity(data: dict[str, Any], found: _Findings) -> None:
     split = found.integer("split", split, MAX_COUNT, low=1)
     n = datasets.get(dataset) if isinstance(dataset, str) else None
     if split is not None and n is not None and split > n:
-        found.add(INVALID, f"split {split}: `{dataset}` has splits 1-{n}")
+        has = "split 1 only (its one official split)" if n == 1 else f"splits 1-{n}"
+        found.add(INVALID, f"split {split}: `{dataset}` has {has}")
 
 
 def _check_numbers(data: dict[str, Any], found: _Findings) -> None:

@@ -2,16 +2,18 @@
 
 * ``accuracy_vs_gflops`` — top-1 against GFLOPs (log x, ticks as plain numbers), one panel
   per dataset with points: UCF101 and HMDB51 from the papers' main tables (hollow grey
-  markers, one shape per paper; a small cross where the paper prints no parameters), other
-  datasets (the synthetic one) from our runs, with its chance level (dashed) from the runs'
-  class count. Marker area is proportional to the tunable parameters (size key in the
+  markers, one shape per paper; a small cross where the paper prints no parameters), and the
+  papers' other datasets (Kinetics-400, SSv2, ...) where a protocol run of ours is on them;
+  datasets without reported numbers (the synthetic one) from our runs, with the chance level
+  (dashed) from the runs' class count. Marker area is proportional to the tunable parameters (size key in the
   legend). Our points are filled and labelled: accuracy from the run records (mean of 3 splits
   or the split run, as in the tables), GFLOPs from the method's cost record at the run's
   preset (the paper's counting convention where a comparison names one, else GMACs per view).
   A label goes beside its point, inside the axes, where it overlaps no other label, labelled
   point or tick label (:func:`place_labels`); a panel whose points share one preset names it
   in its title. A thin line joins our point to the paper's own row it reproduces
-  (:func:`cvbench.report.tables.common.anchor_row`). Each paper's own method (its anchor row,
+  (:func:`cvbench.report.tables.common.anchor_row`); a run at a reading of the paper
+  (``paper_X``) is a protocol run too, labelled with its preset and joined to the same row. Each paper's own method (its anchor row,
   first table) is drawn darker and named; where the paper prints no GFLOPs for it (Scalable
   STM, TP-CLIP) it stands at cvbench's GMACs per view, its name starred. Our protocol runs are
   circles; tiny-preset and custom runs pentagons, each with its own legend entry.
@@ -109,15 +111,22 @@ class Point:
     counted: bool = False  # reported: GFLOPs are cvbench's count (the paper prints none)
 
 
+# the datasets whose reported points are always drawn; the papers' others where ours are
+FIGURE_DATASETS = ("hmdb51", "ucf101")
+
+
 def accuracy_points(inputs: Inputs) -> list[Point]:
-    """Reported points (UCF101/HMDB51 of the main tables) and ours, in table order."""
+    """Reported points (UCF101/HMDB51 of the main tables, and the other datasets of the
+    papers where we have a protocol run) and ours, in table order."""
     points: list[Point] = []
     anchors: dict[tuple[str, str], tuple[float, float]] = {}  # (method, dataset) -> point
+    ours = {k.dataset for k in plotted_groups(inputs)}
+    datasets = [d for d in MAIN_DATASETS if d in FIGURE_DATASETS or d in ours]
     for info in main_table_infos(inputs.reported):
         rows = sorted(inputs.reported.rows_in(info.paper, info.table), key=row_key)
         anchor, _ = anchor_row(inputs, info, rows)
         for row in rows:
-            for d in MAIN_DATASETS:
+            for d in datasets:
                 acc = row.accuracy.get(d)
                 own = row is anchor and row.our_method and (row.our_method, d) not in anchors
                 gflops, counted = row.gflops, False
@@ -140,12 +149,14 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
         acc = accuracy_over_splits(inputs.groups[key])
         if acc is None:
             continue
-        if preset == "paper":
+        # the paper preset and the readings of the paper: the paper's counting convention
+        reading = preset in inputs.readings.get(method, {})
+        if preset == "paper" or reading:
             own = paper_of_method(method)
             paper = None if own is None else own.file
-            cost = reproduced_cost(inputs, method, "gflops", paper)
+            cost = reproduced_cost(inputs, method, "gflops", paper, preset=preset)
             gflops = cost.value
-            params = reproduced_cost(inputs, method, "tunable_params", paper).value
+            params = reproduced_cost(inputs, method, "tunable_params", paper, preset=preset).value
         else:
             record = inputs.cost(method, preset)
             gflops = None if record is None else record["gmacs_per_view"]
@@ -155,8 +166,8 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
         if params is not None and not is_number(params):
             params = None
         label = method if preset == "paper" else f"{method} ({preset})"
-        anchor = anchors.get((method, dataset)) if preset == "paper" else None
-        custom = preset != "paper" or key.cls == CUSTOM
+        anchor = anchors.get((method, dataset)) if preset == "paper" or reading else None
+        custom = key.cls != PROTOCOL or not (preset == "paper" or reading)
         points.append(
             Point(
                 dataset, gflops, 100 * acc.top1, params, None, label, anchor, method, preset, custom
@@ -167,8 +178,9 @@ def accuracy_points(inputs: Inputs) -> list[Point]:
 
 def plotted_groups(inputs: Inputs) -> list[GroupKey]:
     """The run groups the figure shows: protocol runs, and custom runs on datasets without
-    reported points (the synthetic set); a custom run on UCF101/HMDB51 is never plotted
-    beside the papers' numbers as if it reproduced them."""
+    reported points (the synthetic set); a custom run on a dataset of the papers' tables
+    (UCF101, HMDB51, Kinetics-400, SSv2, ...) is never plotted beside the papers' numbers
+    as if it reproduced them."""
     return [
         key
         for key in inputs.run_groups()

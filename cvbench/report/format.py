@@ -24,7 +24,9 @@ DATASET_NAMES = {
     "ssv1": "SSv1",
     "synthetic": "Synthetic",
 }
-MAIN_DATASETS = ("hmdb51", "ucf101")  # the main layout's accuracy columns, in the papers' order
+# the main layout's accuracy columns in their canonical order (HMDB51 and UCF101 first, as
+# the papers print them); a block shows those its paper table prints
+MAIN_DATASETS = ("hmdb51", "ucf101", "kinetics400", "kinetics600", "ssv2", "ssv1")
 FEW_SHOT_DATASETS = ("hmdb51", "ucf101")  # TP-CLIP Table 7's column order
 PRESET_ORDER = ("paper", "tiny")  # presets first in every table; others follow by name
 PIXEL = "pixel"  # the pixel-domain reference pipeline's name in timing records
@@ -62,6 +64,9 @@ class Table:
     notes: list[str] = field(default_factory=list)  # footer lines of the whole table
     inputs: str = RUNS_INPUTS  # the files it is made from, as its header names them
     block_column: bool | None = None  # CSV Block column; None: only with several blocks
+    # the CSV's columns where blocks have different ones (each block's own in this order,
+    # empty cells where a block lacks one); None: the columns in the order blocks name them
+    columns: list[str] | None = None
 
     @property
     def n_rows(self) -> int:

@@ -56,6 +56,17 @@ def method_order(extra: Iterable[str] = ()) -> list[str]:
     return order
 
 
+def method_readings() -> dict[str, dict[str, str]]:
+    """Registered method -> its readings of the paper (``paper_X`` preset -> why, in
+    registration order; :attr:`methods.registry.MethodEntry.readings`); methods without any
+    are left out."""
+    import methods  # noqa: F401  (registers every method)
+    from methods.registry import get_method, list_methods
+
+    found = {name: dict(get_method(name).readings) for name in list_methods()}
+    return {name: readings for name, readings in found.items() if readings}
+
+
 def preset_key(preset: str) -> tuple:
     return (
         (PRESET_ORDER.index(preset), "") if preset in PRESET_ORDER else (len(PRESET_ORDER), preset)
@@ -111,6 +122,8 @@ class Inputs:
     # precision) -> the gpu_check record shown
     loaders: dict[tuple, Record] = field(default_factory=dict)  # (preset, device) -> the
     # gpu_check_loader record shown
+    # method -> its readings of the paper (paper_X preset -> why), :func:`method_readings`
+    readings: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def method_key(self, method: str) -> int:
         return self.methods.index(method) if method in self.methods else len(self.methods)
@@ -229,4 +242,5 @@ def load_inputs(
         gpu_dir=Path(gpu_dir),
         gpu_checks=pick_latest(gpu.checks),
         loaders=pick_latest(gpu.loaders),
+        readings=method_readings(),
     )

@@ -72,11 +72,22 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines)
 
 
+def csv_columns(table: Table) -> list[str]:
+    """The data columns of the CSV: those of ``table.columns`` some block has, then every
+    other block column in the order the blocks name them."""
+    seen = list(dict.fromkeys(c for b in table.blocks for c in b.frame.columns))
+    first = [c for c in table.columns or () if c in seen]
+    return first + [c for c in seen if c not in first]
+
+
 def to_csv(table: Table) -> str:
-    """All blocks' rows (with a Block column when there are several) and a Sources column."""
+    """All blocks' rows (with a Block column when there are several) and a Sources column;
+    blocks of different columns share one header (:func:`csv_columns`), a column a block
+    lacks left empty in its rows."""
+    columns = csv_columns(table)
     frames = []
     for block in table.blocks:
-        frame = block.frame.copy()
+        frame = block.frame.reindex(columns=columns, fill_value="")
         if table.block_column or (table.block_column is None and len(table.blocks) > 1):
             frame.insert(0, "Block", block.title or "")
         frame["Sources"] = block.sources

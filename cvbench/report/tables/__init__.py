@@ -11,22 +11,29 @@ Markdown (``.md``), CSV (``.csv``, with a ``Sources`` column naming the record f
 reported.yaml entry behind each row) and LaTeX (``.tex``, booktabs), under ``results/tables/``:
 
 * ``main`` — the papers' main comparison layout (Method, Modality, Pretrain, Frames, GFLOPs,
-  Tunable params, HMDB51, UCF101), one block per paper table that has HMDB51/UCF101 columns
-  (kinds ``main`` and ``cost``). Every printed row is ``reported``; under the paper's own row
+  Tunable params, then the accuracy columns the paper table prints: HMDB51, UCF101,
+  Kinetics-400, Kinetics-600, SSv2, SSv1 in that order), one block per paper table with any
+  accuracy column (kinds ``main`` and ``cost``); the CSV has every column, empty where a
+  block lacks it. Every printed row is ``reported``; under the paper's own row
   (:data:`cvbench.report.papers.PAPER_METHOD`; the anchor, chosen by :func:`.common.anchor_row`) come our ``reproduced`` row
-  and a ``diff`` row (ours - reported, absolute and %).
+  and a ``diff`` row (ours - reported, absolute and %), then for each reading of the paper
+  (a ``paper_X`` preset, :attr:`methods.registry.MethodEntry.readings`) a ``reading`` row
+  (its own cost record, counted as the ``paper`` row is, and its own protocol runs) and its
+  ``diff`` row, the reason in a numbered note.
 * ``cost`` — long format, one row per paper number compared with ours (the ``comparison``
   lists of the cost records): method, preset, quantity, reported (with its paper, table and
   row), ours, how ours is counted (in words), diff, tolerance, verdict (``ok``, ``documented
   gap [n]`` with the reason as numbered footnote n, ``FAIL``); a method no comparison covers
-  gets one row of our ``paper``-preset counts, verdict ``no reported number``.
+  gets one row of our ``paper``-preset counts, verdict ``no reported number``; so does each
+  reading preset whose cost record compares nothing (or ``no cost record``).
 * ``synthetic`` — one row per registered method on the synthetic dataset (full training
   set): preset, weights (random, synthetic CLIP, or the weight files), epochs, top-1,
   mean-class, test videos, train time, tunable parameters; a top-1 at or below the
   appearance-only baseline's (``iframe``) is marked, chance level in the notes.
 * ``timing`` — pre-processing / inference / full pipeline ms per video: the papers' timing
   rows, then the timing records (the clip timed in a note, the setup short in its column).
-* ``splits`` — top-1 per split (1, 2, 3) and their mean, per (method, preset, dataset).
+* ``splits`` — top-1 per split (1, 2, 3) and their mean, per (method, preset, dataset);
+  ``-`` under a split the dataset lacks (Kinetics-400 and SSv2: split 1 only).
 * ``few_shot`` — the TP-CLIP K-shot grid (K = 2, 4, 8, 16) and our K-shot runs beside it.
 * ``not_used`` — every record no table uses as a result, with its file and why.
 * ``gpu`` — the GPU check (``cvbench bench gpu``), one block per (preset, GPU, training
@@ -55,6 +62,7 @@ Among records of one identity (``identity_hash``; for format-1 records the table
 newest is shown (:func:`cvbench.report.inputs.group_runs`); records of one group (method, preset, dataset, shots,
 class, settings) and split with different seeds are averaged, "mean ± std (n seeds)".
 
-Accuracy over splits (:func:`.common.accuracy_over_splits`): the mean over splits 1-3 when all three
-were run, otherwise the lowest split run, labelled "split N only".
+Accuracy over splits (:func:`.common.accuracy_over_splits`): the mean over the dataset's splits when
+all were run (1-3 for UCF101 and HMDB51; Kinetics-400 and SSv2 have one official split, split 1,
+which alone is the whole protocol), otherwise the lowest split run, labelled "split N only".
 """

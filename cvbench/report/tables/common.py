@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvbench.report.classify import dataset_splits
 from cvbench.report.classify import weights as weight_files
 from cvbench.report.format import MAIN_DATASETS, SPLITS, fixed, percent
 from cvbench.report.inputs import Inputs, table_key
@@ -35,29 +36,41 @@ class SplitAccuracy:
 
     top1: float  # fraction 0-1
     mean_class: float | None  # fraction 0-1
-    label: str  # "mean of 3 splits" or "split N only"
+    label: str  # "mean of 3 splits", ONE_SPLIT or "split N only"
     records: tuple[Record, ...]
     seeds: int = 1  # seeds per split (the fewest of the splits used)
     std: float | None = None  # std over seeds of top1 (fraction), where 2+ seeds on each split
 
     @property
     def is_mean(self) -> bool:
-        return self.label.startswith("mean")
+        """Every split of the dataset: the mean of its splits, or its one official split."""
+        return self.label.startswith("mean") or self.label == ONE_SPLIT
+
+
+ONE_SPLIT = "the one official split"  # the label of a dataset with one split (Kinetics, SSv2)
 
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def accuracy_over_splits(by_split: dict[int, list[Record]]) -> SplitAccuracy | None:
-    """Mean over splits 1-3 when all three exist, else the lowest split run ("split N only");
-    None without runs. Several seeds of a split: their mean; the std is over the seeds (of
-    their mean over the splits) when every split used has the same 2+ seeds."""
+def accuracy_over_splits(
+    by_split: dict[int, list[Record]], splits: tuple[int, ...] | None = None
+) -> SplitAccuracy | None:
+    """Mean over the dataset's splits when all exist (1-3 for UCF101 and HMDB51; Kinetics-400
+    and SSv2 have one official split, split 1, which is then the whole protocol), else the
+    lowest split run ("split N only"); None without runs. ``splits``: the dataset's splits,
+    by default read from the records' dataset (:func:`cvbench.report.classify.dataset_splits`;
+    1-3 where the dataset allows any). Several seeds of a split: their mean; the std is over
+    the seeds (of their mean over the splits) when every split used has the same 2+ seeds."""
     if not any(by_split.values()):
         return None
-    if all(by_split.get(s) for s in SPLITS):
-        used = SPLITS
-        label = f"mean of {len(SPLITS)} splits"
+    if splits is None:
+        dataset = next(r.run.dataset for runs in by_split.values() for r in runs)
+        splits = dataset_splits(dataset) or SPLITS
+    if all(by_split.get(s) for s in splits):
+        used = splits
+        label = f"mean of {len(splits)} splits" if len(splits) > 1 else ONE_SPLIT
     else:
         used = (min(s for s, runs in by_split.items() if runs),)
         label = f"split {used[0]} only"
@@ -93,15 +106,21 @@ def accuracy_text(acc: SplitAccuracy | None) -> str:
 
 
 def main_table_infos(reported: ReportedTables) -> list[TableInfo]:
-    """Paper tables of kind main/cost with an HMDB51 or UCF101 column, in paper order."""
-    infos = []
-    for info in reported.tables:
-        if info.kind not in ("main", "cost"):
-            continue
-        rows = reported.rows_in(info.paper, info.table)
-        if any(d in row.accuracy for row in rows for d in MAIN_DATASETS):
-            infos.append(info)
+    """Paper tables of kind main/cost with any accuracy column, in paper order."""
+    infos = [
+        info
+        for info in reported.tables
+        if info.kind in ("main", "cost")
+        and block_datasets(reported.rows_in(info.paper, info.table))
+    ]
     return sorted(infos, key=lambda i: table_key(i.paper, i.table))
+
+
+def block_datasets(rows: Iterable[ReportedRow]) -> list[str]:
+    """The accuracy columns a paper table prints (a dataset any of its rows has, a '-' cell
+    included), in :data:`~cvbench.report.format.MAIN_DATASETS` order."""
+    printed = {d for row in rows for d in row.accuracy}
+    return [d for d in MAIN_DATASETS if d in printed] + sorted(printed - set(MAIN_DATASETS))
 
 
 def _comparisons(cost: Record | None, quantity: str) -> list[dict[str, Any]]:
@@ -159,13 +178,20 @@ class Reproduced:
 
 
 def reproduced_cost(
-    inputs: Inputs, method: str, quantity: str, paper: str | None = None, table: str | None = None
+    inputs: Inputs,
+    method: str,
+    quantity: str,
+    paper: str | None = None,
+    table: str | None = None,
+    preset: str = "paper",
 ) -> Reproduced:
-    """Our ``quantity`` (gflops, tunable_params, total_params) at the paper preset, counted the
-    way a comparison entry for ``paper``/``table`` says (ours_key): an entry naming that table
-    first, then one naming the same paper, then our own key (GMACs per view, complete count;
-    parameter counts)."""
-    cost = inputs.cost(method)
+    """Our ``quantity`` (gflops, tunable_params, total_params) at ``preset`` (the paper preset,
+    or a reading ``paper_X``), counted the way a comparison entry for ``paper``/``table`` says
+    (ours_key): an entry naming that table first, then one naming the same paper, then our
+    own key (GMACs per view, complete count; parameter counts). A reading's cost record
+    without such an entry is counted as the ``paper`` preset's is (its key), so the rows of
+    both readings use one convention."""
+    cost = inputs.cost(method, preset)
     if cost is None:
         return Reproduced(None, None, None)
     entries = _comparisons(cost, quantity)
@@ -173,6 +199,8 @@ def reproduced_cost(
     entry = next((e for p, e in parsed if p and p[:2] == (paper, table)), None)
     entry = entry or next((e for p, e in parsed if p and p[0] == paper), None)
     default = {"gflops": "gmacs_per_view"}.get(quantity, quantity)
+    if entry is None and preset != "paper":
+        default = reproduced_cost(inputs, method, quantity, paper, table).key or default
     key = entry["ours_key"] if entry else default
     value = cost.get(key)
     if isinstance(value, dict):  # a paper convention: {"gmacs": ..., "explanation": ...}

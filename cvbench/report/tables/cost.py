@@ -85,14 +85,17 @@ def _compared_row(
     ]
 
 
-def _uncompared_row(method: str, cost: Record | None, footnotes: Footnotes) -> list[str]:
-    """Our numbers at the paper preset for a method no paper gives a number of."""
+def _uncompared_row(
+    method: str, cost: Record | None, footnotes: Footnotes, preset: str = "paper"
+) -> list[str]:
+    """Our numbers at ``preset`` (the paper preset or a reading) where no paper number is
+    compared with them."""
     if cost is None:
         mark = footnotes.mark(
-            "No cost record at preset `paper`: `cvbench flops --method <method> --preset paper "
+            "No cost record at this preset: `cvbench flops --method <method> --preset <preset> "
             "--save` writes it."
         )
-        return [method, "paper", "-", "-", "n/a", "-", "-", "-", f"no cost record {mark}"]
+        return [method, preset, "-", "-", "n/a", "-", "-", "-", f"no cost record {mark}"]
     views = cost["views"]
     reason = cost.get("unreported")  # why no paper reports it, where the record says
     mark = f" {footnotes.mark(reason)}" if isinstance(reason, str) and reason.strip() else ""
@@ -112,8 +115,10 @@ def _uncompared_row(method: str, cost: Record | None, footnotes: Footnotes) -> l
 
 def cost_table(inputs: Inputs) -> Table:
     """One row per number of ours compared with a paper's (the cost records' ``comparison``
-    lists), by method (registry order), preset, quantity; one row of our numbers for a
-    method that no comparison covers."""
+    lists), by method (registry order), preset, quantity; one row of our numbers for the
+    paper preset of a method that no comparison covers, and for each reading of the paper
+    (``paper_X``, :attr:`~cvbench.report.inputs.Inputs.readings`) whose cost record compares
+    nothing or is missing."""
     footnotes = Footnotes()
     cells, sources = [], []
     for method in inputs.methods:
@@ -123,13 +128,17 @@ def cost_table(inputs: Inputs) -> Table:
         )
         if method not in inputs.registered and not records:
             continue
-        compared = [(record, e) for _, record in records for e in record["comparison"]]
-        if not compared:
-            cost = inputs.cost(method, "paper")
-            cells.append(_uncompared_row(method, cost, footnotes))
-            sources.append(cost.file if cost else "")
-            continue
-        for _, record in records:
+        by_preset = dict(records)
+        # the presets with comparisons; else the paper preset, and every reading in any case
+        listed = [p for p, record in records if record["comparison"]]
+        extra = [] if listed else ["paper"]
+        extra += [p for p in inputs.readings.get(method, {}) if p not in listed]
+        for preset in sorted({*listed, *extra}, key=preset_key):
+            record = by_preset.get(preset)
+            if preset not in listed:
+                cells.append(_uncompared_row(method, record, footnotes, preset))
+                sources.append(record.file if record else "")
+                continue
             entries = sorted(
                 record["comparison"], key=lambda e: list(QUANTITY_LABELS).index(e["quantity"])
             )
@@ -149,8 +158,9 @@ def cost_table(inputs: Inputs) -> Table:
         "Diff: ours / reported - 1. Tol.: the comparison's tolerance (widened to half a unit of "
         "the printed last digit). Verdict: ok within it; documented gap outside it, with the "
         "reason in the numbered note; FAIL outside it without one.",
-        f"{NO_REPORTED}: no paper prints a parameter or GFLOPs number of the method; our counts "
-        "at preset `paper` are shown (tunable / total parameters, GMACs per view). Cost records "
+        f"{NO_REPORTED}: no paper number is compared with the method at that preset; our counts "
+        "are shown (tunable / total parameters, GMACs per view) at preset `paper` and at each "
+        "reading of the paper (`paper_X`, another reading of an ambiguous paper). Cost records "
         "of other presets without comparisons (the tiny presets) are not listed.",
     ]
     return Table(

@@ -61,8 +61,9 @@ def few_shot_table(inputs: Inputs) -> Table:
         "Top-1 (%) after training on K videos per class. Reported rows: "
         + (", ".join(tables) if tables else "none")
         + " in printed order ('-' where the paper prints none). Ours (cvbench rows): run "
-        "records with `shots`, one row per (method, preset); a cell is the mean over splits "
-        "1-3 when all were run, else the split the note below names.",
+        "records with `shots`, one row per (method, preset); a cell is the mean over the "
+        "dataset's splits when all were run (1-3; Kinetics-400 and SSv2 have one), else the "
+        "split the note below names.",
     ]
     groups: list[tuple[str, str, str, str]] = []  # (method, preset, class, settings)
     for k in shot_keys:

@@ -89,8 +89,8 @@ def not_used_table(inputs: Inputs) -> Table:
     notes = [
         "Partial: a real result on less than the whole task (batch limits, epochs not all "
         "completed, test or training videos missing from the official split, skipped videos, "
-        "weights evaluated on another split, or a format-1 record on UCF101/HMDB51, whose "
-        "completeness is not recorded). Invalid: not a result (an unknown method, dataset or "
+        "weights evaluated on another split, or a format-1 record on a dataset with a published "
+        "protocol (UCF101, HMDB51, Kinetics-400, SSv2), whose completeness is not recorded). Invalid: not a result (an unknown method, dataset or "
         "preset, a split the dataset lacks, a non-finite, out-of-range or absurd number, a "
         "field of the wrong type, a file that does not load). Rules: cvbench/classify.py.",
         "Superseded: a protocol or custom run record with a newer record of the same identity "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvbench.report.classify import CUSTOM
+from cvbench.report.classify import CUSTOM, dataset_splits
 from cvbench.report.format import SPLITS, Block, Footnotes, Table
 from cvbench.report.inputs import Inputs, dataset_name
 from cvbench.report.tables.common import accuracy_over_splits, accuracy_text, source_files
@@ -22,8 +22,12 @@ def splits_table(inputs: Inputs) -> Table:
             row.append(f"custom {footnotes.mark(reasons)}")
         else:
             row.append(key.cls)
+        # a split the dataset does not have (Kinetics-400 and SSv2 have split 1 only): "-"
+        splits = dataset_splits(key.dataset) or SPLITS
         row += [
-            accuracy_text(accuracy_over_splits({s: by_split[s]})) if s in by_split else ""
+            accuracy_text(accuracy_over_splits({s: by_split[s]}, splits))
+            if s in by_split
+            else ("" if s in splits else "-")
             for s in SPLITS
         ]
         acc = accuracy_over_splits(by_split)
@@ -35,7 +39,9 @@ def splits_table(inputs: Inputs) -> Table:
     notes = [
         "Top-1 (%) per split from the protocol and custom run records (full training sets; "
         "K-shot runs are in few_shot; partial and invalid records are in not_used); Mean only "
-        "when all three splits were run. Records of one identity: the newest is shown; several "
+        "when all the dataset's splits were run: 1-3 for UCF101 and HMDB51; Kinetics-400 and "
+        "SSv2 have one official split (split 1, '-' under 2 and 3), so their Mean is that "
+        "split. Records of one identity: the newest is shown; several "
         "seeds of a split: their mean ± the std over the seeds, with the seed count.",
         "Class (cvbench/classify.py): protocol = the paper's preset and settings on the complete "
         "official split with the weights as files, every epoch completed; custom = a complete "
