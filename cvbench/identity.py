@@ -19,9 +19,9 @@ of :func:`run_identity` is equal:
   ``accumulation``.
 
 :func:`changed_settings` says what a run changed relative to its recipe (the method's
-preset, or the reading of it the run chose, and ``configs/<method>/<dataset>.yaml``; a run
-at a reading ``paper_X`` with nothing else changed changes nothing, one at ``paper`` with
-``--set`` of the reading's option does); :func:`identity_differences` names the
+preset, or the paper variant or reading of it the run chose, and
+``configs/<method>/<dataset>.yaml``; a run at ``paper_X`` with nothing else changed changes
+nothing, one at ``paper`` with ``--set`` of the reading's option does); :func:`identity_differences` names the
 fields two identities differ in (``--resume`` refuses a checkpoint of another identity).
 """
 
@@ -250,13 +250,16 @@ def check_resumable(
 
 def recipe_preset(entry: Any, recipe: str, preset: str) -> str:
     """The preset a run at ``preset`` is compared with when its recipe names ``recipe``: the
-    run's own where it is a reading of the recipe's (``paper_X`` of ``paper``, ``tiny_X`` of
-    ``tiny``; ``methods.registry.MethodEntry.readings``), so that a reading run with nothing
-    else changed is the recipe read that way, not a change of it; else ``recipe``."""
-    readings = entry.readings
-    if recipe == "paper" and preset in readings:
+    run's own where it is a form of the recipe's preset, so that such a run with nothing
+    else changed is the recipe, not a change of it; else ``recipe``.
+
+    Forms of ``paper``: every registered ``paper_*`` preset, i.e. the paper's other rows
+    (``paper_l``: TCAR-Net's ViT-L row, ``paper_3clip``: MEACI-Net's 3-clip row) and its
+    other readings (``methods.registry.MethodEntry.readings``); forms of ``tiny``: the
+    readings' ``tiny_X`` counterparts."""
+    if recipe == "paper" and preset.startswith("paper_") and preset in entry.presets:
         return preset
-    if recipe == "tiny" and preset in {entry.tiny_counterpart(r) for r in readings}:
+    if recipe == "tiny" and preset in {entry.tiny_counterpart(r) for r in entry.readings}:
         return preset
     return recipe
 

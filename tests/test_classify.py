@@ -332,3 +332,15 @@ def test_a_reading_run_is_the_protocol_and_setting_its_option_by_hand_is_not():
     assert cls == CUSTOM and reasons == (
         'changed settings: config.softmax_over={"recipe":"tokens","run":"channels"}',
     )
+
+
+def test_a_paper_variant_run_is_the_protocol_of_its_row():
+    """paper_l (TCAR-Net's ViT-L row) and paper_3clip (MEACI-Net's 3-clip row) are the paper's
+    recipe for another of its rows: nothing changed, so a complete run is protocol."""
+    assert _changed("tcar", "ucf101", "paper_l") == {}
+    assert _changed("meaci", "hmdb51", "paper_3clip") == {}
+    # but a variant's preset is not a change only for the paper recipe
+    assert _changed("meaci", "synthetic", "paper_3clip")["preset"] == {
+        "recipe": "tiny",
+        "run": "paper_3clip",
+    }

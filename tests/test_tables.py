@@ -524,14 +524,15 @@ def test_cost_rows_share_footnotes_and_cover_uncompared_methods(tmp_path: Path):
     ]
     assert {r["Counted as"] for r in coviar_rows} == {"GMACs x 10 views"}
     assert {r["Verdict"] for r in coviar_rows} == {"documented gap [3]"}  # one reason, one note
-    by_method = {r["Method"]: r for r in rows}
+    by_method = {r["Method"]: r for r in rows if r["Preset"] == "paper"}  # not the readings
     # no comparison: one row of our paper-preset counts; the reason where the record gives one
     stm_row = by_method["stm"]
     assert stm_row["Ours"] == "37.83 / 187.00 / 843.70"
     assert stm_row["Reported"] == "-" and stm_row["Verdict"] == "no reported number [2]"
     assert by_method["iframe"]["Verdict"] == "no reported number"
-    # a tiny cost record compares nothing and is not listed: tcar lacks its paper-preset record
-    assert [r["Preset"] for r in rows if r["Method"] == "tcar"] == ["paper"]
+    # a tiny cost record compares nothing and is not listed: tcar lacks its paper-preset
+    # record; its reading is listed, without a record too
+    assert [r["Preset"] for r in rows if r["Method"] == "tcar"] == ["paper", "paper_words"]
     missing = ["tcar", "cvpt", "meaci", "tpclip"]
     assert [by_method[m]["Verdict"] for m in missing] == ["no cost record [1]"] * 4
     md = (tmp_path / "tables" / "cost.md").read_text()
@@ -961,3 +962,44 @@ def test_a_reading_has_its_own_rows_cost_and_runs(tmp_path: Path):
     channels = ours_points["cvpt (paper_mv_channels)"]
     assert (channels.gflops, channels.top1, channels.custom) == (700.0, 82.0, False)
     assert channels.anchor == ours_points["cvpt"].anchor == (772.2, 95.5)
+
+
+def test_a_paper_variant_is_reproduced_under_its_own_row(tmp_path: Path):
+    """tcar's paper_l reproduces Table 1's ViT-L row (row 17): its protocol runs and its
+    cost record fill a reproduced row under that row, never the ViT-B row's."""
+    runs, out = tmp_path / "runs", tmp_path / "tables"
+    write(runs, "cost-tcar-paper.json", tcar_cost())
+    large = {
+        **tcar_cost(),
+        "preset": "paper_l",
+        "tunable_params": 85_170_000,
+        "gmacs_per_view": 3890.0,
+        "comparison": [
+            comparison("gflops", 3990.65, 3890.0, "gmacs_per_view", True, None,
+                       "tcar_net.txt Table 1 row 17"),
+            comparison("tunable_params", 85_120_000, 85_170_000, "tunable_params", True, None,
+                       "tcar_net.txt Table 1 row 17"),
+        ],
+    }  # fmt: skip
+    write(runs, "cost-tcar-paper_l.json", large)
+    write(runs, "tcar-paper.json", protocol_record("tcar", top1=0.95))
+    for split in (1, 2, 3):
+        record = protocol_record("tcar", preset="paper_l", split=split, top1=0.97)
+        write(runs, f"tcar-l-{split}.json", record)
+    render_all(runs, REPORTED, out)
+
+    rows = [r for r in read_csv(out / "main.csv") if r["Block"] == "TCAR-Net Table 1"]
+    names = [r["Method"] for r in rows]
+    base, vit_l = names.index("Ours ViT/B"), names.index("Ours ViT/L")
+    assert rows[base + 1]["Method"] == "tcar (cvbench, paper preset)"
+    assert rows[base + 1]["UCF101"] == "95.0 (split 1 only)"
+    ours, diff = rows[vit_l + 1], rows[vit_l + 2]
+    assert ours["Kind"] == "reproduced" and ours["Method"] == "tcar (cvbench, paper_l preset)"
+    assert ours["UCF101"] == "97.0" and ours["GFLOPs"] == "3890.00"
+    assert ours["Tunable params (M)"] == "85.17"
+    assert diff["UCF101"] == "-0.7 (-0.7%)"  # 97.0 - 97.7
+    assert "tcar-l-2.json" in ours["Sources"] and "tcar-paper.json" not in ours["Sources"]
+    assert (
+        "Reproduced (paper_l): cvbench `tcar` at preset `paper_l`, under row 17"
+        in (out / "main.md").read_text()
+    )

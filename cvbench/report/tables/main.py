@@ -20,7 +20,7 @@ from cvbench.report.format import (
     signed,
 )
 from cvbench.report.inputs import Inputs, dataset_name, row_key
-from cvbench.report.papers import PAPER_NAMES
+from cvbench.report.papers import PAPER_METHOD, PAPER_NAMES
 from cvbench.report.records import Record, parse_source
 from cvbench.report.reported import (
     ReportedRow,
@@ -61,6 +61,7 @@ def _main_block(inputs: Inputs, info: TableInfo) -> Block:
     rows = sorted(inputs.reported.rows_in(info.paper, info.table), key=row_key)
     datasets = block_datasets(rows)
     anchor, why = anchor_row(inputs, info, rows)
+    variants = _variant_presets(inputs, info)
     cells: list[list[str]] = []
     sources: list[str] = []
     notes = [f"Caption: {info.caption}"] if info.caption else []
@@ -87,9 +88,72 @@ def _main_block(inputs: Inputs, info: TableInfo) -> Block:
             cells += ours
             sources += ours_sources
             notes += ours_notes
+        elif row.source.row in variants and row.our_method == PAPER_METHOD.get(info.paper):
+            ours, ours_sources, note = _variant_main(
+                inputs, info, row, variants[row.source.row], datasets
+            )
+            cells += ours
+            sources += ours_sources
+            notes.append(note)
     columns = [*BASE_COLUMNS, *(dataset_name(d) for d in datasets)]
     frame = pd.DataFrame(cells, columns=columns, dtype=object)
     return Block(f"{PAPER_NAMES[info.paper]} {info.table}", frame, sources, notes)
+
+
+def _variant_presets(inputs: Inputs, info: TableInfo) -> dict[int, str]:
+    """Row number -> the paper variant preset (``paper_l``, ``paper_3clip``: a ``paper_*``
+    preset that is not a reading) of the paper's own method whose cost record compares
+    against that row of this table."""
+    own = PAPER_METHOD.get(info.paper)
+    readings = inputs.readings.get(own or "", {})
+    found: dict[int, str] = {}
+    for (method, preset), record in sorted(inputs.costs.items()):
+        if method != own or not preset.startswith("paper_") or preset in readings:
+            continue
+        for entry in record["comparison"]:
+            named = parse_source(entry["source"])
+            if named is not None and named[:2] == (info.paper, info.table):
+                found.setdefault(int(named[2]), preset)
+    return found
+
+
+def _variant_main(
+    inputs: Inputs, info: TableInfo, row: ReportedRow, preset: str, datasets: list[str]
+) -> tuple[list[list[str]], list[str], str]:
+    """Our reproduced and diff rows of another row of the paper, run at its own preset."""
+    method = row.our_method
+    assert method is not None
+    ours = _ours_rows(
+        inputs,
+        info,
+        row,
+        datasets,
+        preset,
+        "reproduced",
+        f"{method} (cvbench, {preset} preset)",
+        "ours - reported",
+    )
+    record = inputs.cost(method, preset)
+    sources = source_files([*([record] if record else []), *ours.used])
+    runs = "; ".join(
+        f"{dataset_name(d)}: "
+        + (
+            f"{a.label} from {source_files(a.records)}"
+            if (a := ours.accuracies[d]) is not None
+            else "no protocol run"
+        )
+        for d in datasets
+    )
+    counted = "; ".join(
+        f"{name} `{rep.key}`" for name, rep in (("GFLOPs", ours.gflops), ("tunable", ours.tunable))
+    )
+    note = (
+        f"Reproduced ({preset}): cvbench `{method}` at preset `{preset}`, under row "
+        f"{row.source.row} ({method_cell(row)}): {record.file if record else 'its cost record'} "
+        f"compares against it ({counted}). Accuracy from `{preset}`'s own protocol runs only "
+        f"({runs})."
+    )
+    return ours.rows, [sources, sources], note
 
 
 def _acc_cell(a: SplitAccuracy | None) -> str:
