@@ -873,23 +873,25 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
     """Rebuild a method from a ``cvbench run`` checkpoint, run the multi-view test, write
     and return a run record (``evaluated_from``: the checkpoint). Rank 0 alone writes."""
     from datamodules.datamodule import CompressedVideoDataModule
+    from datamodules.datasets import check_split
     from methods.config import to_dict
 
     started = time.perf_counter()
     path = Path(spec.checkpoint)
     name, checkpoint = read_checkpoint(path)
-    model = rebuild_method(name, checkpoint, spec.overrides, str(path))
-    config, optim = model.config, model.optim_config
     metadata = checkpoint.get(CHECKPOINT_KEY) or {}
-    hparams = checkpoint["hyper_parameters"]
-    preset = metadata.get("preset", "unknown")  # checkpoints older than the cvbench entry
-
     dataset = spec.dataset or metadata.get("dataset")
     if dataset is None:
         raise CheckpointError(f"{path}: the checkpoint does not say its dataset: pass --dataset")
     same_dataset = dataset == metadata.get("dataset")
     root = spec.root if spec.root is not None else (metadata.get("root") if same_dataset else None)
     split = spec.split or (metadata.get("split", 1) if same_dataset else 1)
+    check_split(dataset, split, "--split" if spec.split else "split")  # before the model
+    model = rebuild_method(name, checkpoint, spec.overrides, str(path))
+    config, optim = model.config, model.optim_config
+    hparams = checkpoint["hyper_parameters"]
+    preset = metadata.get("preset", "unknown")  # checkpoints older than the cvbench entry
+
     trained_split = metadata.get("split")
     mismatch = same_dataset and trained_split is not None and split != trained_split
     if mismatch and not spec.allow_split_mismatch:

@@ -1,7 +1,9 @@
 """Dataset registry: a dataset is a function that lists the videos of one split and subset.
 
-Each dataset module registers its builder with :func:`register_dataset`; the modules are
-imported one per line in ``datamodules/__init__.py`` (no import magic).
+Each dataset module registers its builder with :func:`register_dataset`, with the split
+numbers the dataset has and what they are; the modules are imported one per line in
+``datamodules/__init__.py`` (no import magic). :func:`check_split` refuses a split a
+dataset does not have before anything is read or generated.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from datamodules.errors import DatasetOptionError, UnknownNameError
+from datamodules.errors import DatasetOptionError, SplitError, UnknownNameError
 
 SUBSETS = ("train", "test")
 
@@ -92,15 +94,24 @@ _SHOWN = 10  # damaged videos named in the warning before "..."
 DatasetBuilder = Callable[..., VideoList]
 
 _DATASETS: dict[str, DatasetBuilder] = {}
+_SPLITS: dict[str, tuple[tuple[int, ...], str]] = {}  # name -> (split numbers, what they are)
+
+THREE_SPLITS: tuple[int, ...] = (1, 2, 3)  # UCF101, HMDB51 (official), synthetic, folder
+ONE_SPLIT: tuple[int, ...] = (1,)  # Kinetics-400, SSv2: the official train / validation
 
 
-def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
-    """Decorator: register ``fn`` under ``name``; a duplicate name is an error."""
+def register_dataset(
+    name: str, splits: tuple[int, ...] = THREE_SPLITS, splits_are: str = ""
+) -> Callable[[DatasetBuilder], DatasetBuilder]:
+    """Decorator: register ``fn`` under ``name`` with the split numbers it has and what
+    they are (``splits_are``, a few words for ``--help`` and errors); a duplicate name is
+    an error."""
 
     def decorator(fn: DatasetBuilder) -> DatasetBuilder:
         if name in _DATASETS:
             raise ValueError(f"dataset {name!r} is already registered")
         _DATASETS[name] = fn
+        _SPLITS[name] = (tuple(splits), splits_are)
         return fn
 
     return decorator
@@ -108,6 +119,53 @@ def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
 
 def list_datasets() -> list[str]:
     return sorted(_DATASETS)
+
+
+def dataset_splits(name: str) -> tuple[int, ...]:
+    """The split numbers dataset ``name`` has."""
+    if name not in _SPLITS:
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    return _SPLITS[name][0]
+
+
+def all_splits() -> tuple[int, ...]:
+    """Every split number some dataset has (the CLI's ``--split`` choices)."""
+    return tuple(sorted({s for splits, _ in _SPLITS.values() for s in splits}))
+
+
+def _numbers(splits: tuple[int, ...]) -> str:
+    if len(splits) > 2 and splits == tuple(range(splits[0], splits[-1] + 1)):
+        return f"{splits[0]}-{splits[-1]}"
+    return ", ".join(map(str, splits))
+
+
+def describe_splits(name: str) -> str:
+    """``"kinetics400 has one split, 1 (the official train / validation split)"``."""
+    splits, what = _SPLITS[name]
+    count = "one split" if len(splits) == 1 else f"{len(splits)} splits"
+    return f"{name} has {count}, {_numbers(splits)}" + (f" ({what})" if what else "")
+
+
+def splits_help() -> str:
+    """Which datasets have which splits, one clause per group of datasets, for ``--help``."""
+    groups: dict[tuple[tuple[int, ...], str], list[str]] = {}
+    for name in list_datasets():
+        groups.setdefault(_SPLITS[name], []).append(name)
+    return "; ".join(
+        f"{', '.join(names)}: {_numbers(splits)}" + (f" ({what})" if what else "")
+        for (splits, what), names in groups.items()
+    )
+
+
+def check_split(name: str, split: object, what: str = "split") -> int:
+    """``split`` if dataset ``name`` has it; else SplitError naming the dataset and its
+    splits (``what``: how the caller's user wrote it, e.g. ``--split``). Called before any
+    file is read or any video generated."""
+    splits = dataset_splits(name)
+    # bool is an int: split=True would silently mean split 1
+    if isinstance(split, bool) or not isinstance(split, int) or split not in splits:
+        raise SplitError(f"{what} {split!r}: {describe_splits(name)}")
+    return split
 
 
 def create_dataset(
@@ -118,6 +176,7 @@ def create_dataset(
         raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    check_split(name, split)
     builder = _DATASETS[name]
     _check_options(name, builder, options)
     videos = builder(None if root is None else Path(root), split, subset, **options)

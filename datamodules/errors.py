@@ -28,6 +28,11 @@ class DatasetOptionError(CvbenchError, TypeError, ValueError):
     """A dataset option a builder does not take, or a value it cannot use."""
 
 
+class SplitError(CvbenchError, ValueError):
+    """A split number the dataset does not have; the message names the dataset and its
+    splits."""
+
+
 class VideoError(CvbenchError):
     """A video that cannot be used, with the file and the cause in the message."""
 

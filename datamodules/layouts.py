@@ -33,14 +33,21 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from datamodules.datasets import SUBSETS, VideoItem, VideoList, register_dataset
+from datamodules.datasets import (
+    ONE_SPLIT,
+    SUBSETS,
+    VideoItem,
+    VideoList,
+    check_split,
+    register_dataset,
+)
 from datamodules.errors import DatasetLayoutError, DatasetOptionError
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (".m4v", ".mp4", ".avi")  # prepared first, original last
 # Kinetics and SSv2 sources are YouTube downloads: .mp4, .mkv or VP9 .webm
 WEB_SUFFIXES: tuple[str, ...] = (*DEFAULT_SUFFIXES, ".webm", ".mkv")
-SPLITS: tuple[int, ...] = (1, 2, 3)  # UCF101 and HMDB51 ship three splits
-ONE_SPLIT: tuple[int, ...] = (1,)  # Kinetics and SSv2: train / validation only
+OFFICIAL_THREE = "the official train / test lists"  # UCF101 and HMDB51 ship three splits
+OFFICIAL_ONE = "the official train / validation split"  # Kinetics-400 and SSv2: one only
 MISSING_POLICIES: tuple[str, ...] = ("error", "skip")
 HMDB51_PER_CLASS: tuple[int, int] = (70, 30)  # train, test videos per class and split
 DEFAULT_TEST_FRACTION = 0.25  # folder layout: share of each class held out for testing
@@ -78,15 +85,9 @@ def _shown(names: Sequence[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def _check_args(
-    dataset: str,
-    root: Path | None,
-    split: int,
-    subset: str,
-    missing: str,
-    splits: Sequence[int] = SPLITS,
-) -> Path:
+def _check_args(dataset: str, root: Path | None, split: int, subset: str, missing: str) -> Path:
     """Validate what every builder receives; return the root as a Path."""
+    check_split(dataset, split)  # the split numbers registered with the dataset
     if root is None:
         raise DatasetLayoutError(
             "<no root>",
@@ -98,16 +99,6 @@ def _check_args(
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     if missing not in MISSING_POLICIES:
         raise DatasetOptionError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
-    # bool is an int: split=True would silently mean split 1
-    if isinstance(split, bool) or not isinstance(split, int) or split not in splits:
-        one = (
-            f"{dataset} has one official split (train / validation), split 1; "
-            if len(splits) == 1
-            else ""
-        )
-        raise DatasetLayoutError(
-            root, f"{one}split must be one of {', '.join(map(str, splits))}, got {split!r}"
-        )
     if not root.is_dir():
         raise DatasetLayoutError(
             root, f"{dataset} root directory does not exist (see docs/datasets.md)"
@@ -283,7 +274,7 @@ def _read_ucf_list(path: Path, label_of: dict[str, int]) -> list[tuple[str, int]
     return entries
 
 
-@register_dataset("ucf101")
+@register_dataset("ucf101", splits_are=OFFICIAL_THREE)
 def ucf101(
     root: Path | None,
     split: int,
@@ -346,7 +337,7 @@ def _read_hmdb_split(path: Path) -> list[tuple[int, str, str]]:
     return rows
 
 
-@register_dataset("hmdb51")
+@register_dataset("hmdb51", splits_are=OFFICIAL_THREE)
 def hmdb51(
     root: Path | None,
     split: int,
@@ -510,7 +501,9 @@ def _read_folder_list(path: Path, label_of: dict[str, int]) -> list[tuple[int, s
     return rows
 
 
-@register_dataset("folder")
+@register_dataset(
+    "folder", splits_are="split N: a partition seeded by N, or the lists named with {split}"
+)
 def folder(
     root: Path | None,
     split: int,
@@ -659,7 +652,7 @@ def _read_kinetics_csv(path: Path) -> list[tuple[int, str, str]]:
     return rows
 
 
-@register_dataset("kinetics400")
+@register_dataset("kinetics400", ONE_SPLIT, OFFICIAL_ONE)
 def kinetics400(
     root: Path | None,
     split: int,
@@ -678,7 +671,7 @@ def kinetics400(
     error). Item names are the file names without suffix. Missing videos are left out
     and named in ``VideoList.missing`` (``missing="error"`` refuses them).
     """
-    root = _check_args("kinetics400", root, split, subset, missing, ONE_SPLIT)
+    root = _check_args("kinetics400", root, split, subset, missing)
     adir = _find_dir(root, annotations_dir, ("annotations", "."), "annotation", _KINETICS_HINT)
     vdir = _find_dir(root, videos_dir, ("videos",), "videos", _VIDEOS_HINT)
     train_csv = _find_file(adir, _KINETICS_FILES["train"], _KINETICS_HINT)
@@ -768,7 +761,7 @@ def _read_ssv2_list(path: Path, label_of: dict[str, int]) -> list[tuple[str, int
     return entries
 
 
-@register_dataset("ssv2")
+@register_dataset("ssv2", ONE_SPLIT, OFFICIAL_ONE)
 def ssv2(
     root: Path | None,
     split: int,
@@ -785,7 +778,7 @@ def ssv2(
     ``[...]`` brackets removed. Videos are ``<id>.webm`` (``<id>.m4v`` once prepared)
     anywhere under the videos directory; item names are ``<id>.webm``.
     """
-    root = _check_args("ssv2", root, split, subset, missing, ONE_SPLIT)
+    root = _check_args("ssv2", root, split, subset, missing)
     adir = _find_dir(
         root, annotations_dir, ("annotations", "labels", "."), "annotation", _SSV2_HINT
     )

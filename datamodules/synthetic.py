@@ -251,7 +251,9 @@ def split_indices(
     return subsets
 
 
-@register_dataset("synthetic")
+@register_dataset(
+    "synthetic", tuple(range(1, NUM_SPLITS + 1)), "seeded partitions of the generated videos"
+)
 def build_synthetic(
     root: Path | None,
     split: int = 1,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -90,12 +91,15 @@ def checkpoints_of(name: str, option: str) -> list[Checkpoint]:
     return found
 
 
-def target_module(method: nn.Module, name: str, option: str) -> nn.Module:
-    """The module ``option``'s tensors land in: the method's ``weight_target(option)`` when
-    it has one, else the manifest's dotted ``target`` attribute."""
+def target_module(method: nn.Module, name: str, option: str, path: Path | None = None) -> nn.Module:
+    """The module ``option``'s tensors land in when it is set to ``path``: the method's
+    ``weight_target(option, path)`` when it has one and it returns a module (a module
+    whose shape a run takes from the file itself, as tpclip's Chinese text tower from a
+    directory's config.json), else the manifest's dotted ``target`` attribute."""
     hook = getattr(method, "weight_target", None)
-    if hook is not None:
-        return hook(option)
+    target = hook(option, path) if hook is not None else None
+    if target is not None:
+        return target
     return operator.attrgetter(checkpoints_of(name, option)[0].target)(method)
 
 
@@ -108,18 +112,21 @@ def weights_off(name: str, preset: str) -> dict[str, str]:
 
 def check_checkpoint(method: nn.Module, name: str, option: str, path: str) -> dict[str, Any]:
     """Where the tensors of ``path`` would land in ``method`` (built with ``option`` at
-    ``none``, on the meta device or not): matched / missing / unexpected / shape-mismatched
-    keys per module, without loading anything."""
+    ``none``, on the meta device or not; a target whose shape a run reads from ``path``
+    is built from it, see :func:`target_module`): matched / missing / unexpected /
+    shape-mismatched keys per module, without loading anything; ``conflicts``: what else
+    a run would refuse (the method's ``weight_conflicts(option, target, state)``)."""
     checkpoints = checkpoints_of(name, option)
     resolved = resolve(path, option)
     if resolved is None:
         raise WeightsError(f"{option}: give a file to check, not {path!r}")
     loaded = read_checkpoint(resolved)
-    target = target_module(method, name, option)
+    target = target_module(method, name, option, resolved)
     convert = getattr(method, "weight_state", None)
     state = convert(option, loaded) if convert is not None else loaded.state
     _, report = fit(state, target, loaded.layout)
     expected = sorted({c.layout for c in checkpoints})
+    hook = getattr(method, "weight_conflicts", None)
     return {
         "method": name,
         "option": option,
@@ -127,5 +134,6 @@ def check_checkpoint(method: nn.Module, name: str, option: str, path: str) -> di
         "target": type(target).__name__,
         "expected_layouts": expected,
         "extra_parts": sorted(loaded.extra),
+        "conflicts": hook(option, target, state) if hook is not None else [],
         **report.as_dict(),
     }

@@ -88,6 +88,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import open_clip
@@ -519,8 +520,9 @@ class TCAR(BaseMethod):
             record[stream] = {"loaded": len(fitted), "shape_mismatch": len(report.mismatched)}
         return record
 
-    def weight_target(self, option: str) -> nn.Module:
-        """What ``option``'s tensors fill: a whole CLIP (``pretrained``), one visual tower."""
+    def weight_target(self, option: str, path: Path | None = None) -> nn.Module:
+        """What ``option``'s tensors fill: a whole CLIP (``pretrained``), one visual tower
+        (shaped by the config whatever ``path`` holds, as a run builds them)."""
         if option == "pretrained":
             return self.config.clip.build()
         return next(iter(self.net.encoders.values()))

@@ -92,7 +92,9 @@ Choices where the paper is silent or ambiguous (all configurable unless noted):
   weights in open_clip format, e.g. ``open_clip_pytorch_model.bin``; OpenAI's TorchScript
   ``.pt`` must be converted first). ``pretrained_cn`` is a Hugging Face Chinese-CLIP
   directory (config.json, weights, vocab.txt; only ``text_model.*`` and
-  ``text_projection`` are read), loaded with ``local_files_only``. With ``"none"`` the
+  ``text_projection`` are read), loaded with ``local_files_only``; the text tower takes
+  its shape from that config.json (the ``cn_*`` fields size the random tower only), and
+  so does ``cvbench weights check --option pretrained_cn``. With ``"none"`` the
   Chinese encoder is random (RoBERTa-wwm-base shape, vocabulary 21128) and the tokenizer is
   the NO-WEIGHTS FALLBACK: a BERT WordPiece tokenizer whose vocabulary is built from the
   characters of the label dictionary and of the class texts (Chinese BERT tokenizes Chinese
@@ -430,10 +432,28 @@ def _chinese_clip_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     )
 
 
+def chinese_clip_text_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The text tower of a Chinese-CLIP state dict under :class:`ChineseTextBranch`'s names:
+    ``text_model.*`` -> ``encoder.*``, ``text_projection.weight`` -> ``projection.weight``.
+    Chinese-CLIP has no pooler; older checkpoints also store the position_ids buffer."""
+    text = {
+        f"encoder.{k.removeprefix('text_model.')}": v
+        for k, v in state.items()
+        if k.startswith("text_model.") and ".pooler." not in k and not k.endswith("position_ids")
+    }
+    if "text_projection.weight" in state:
+        text["projection.weight"] = state["text_projection.weight"]
+    return text
+
+
 class ChineseTextBranch(nn.Module):
     """Chinese-CLIP's text tower: RoBERTa-wwm encoder, [CLS] output, linear projection."""
 
-    def __init__(self, config: TPCLIPConfig, texts: Sequence[str]) -> None:
+    def __init__(self, config: TPCLIPConfig, texts: Sequence[str], load: bool = True) -> None:
+        """With ``pretrained_cn`` a directory, the tower has the shape of the directory's
+        config.json (the ``cn_*`` fields are not read) and its weights unless ``load`` is
+        False (``cvbench weights check``: the shape a run would build, nothing read, no
+        refusal; :meth:`conflicts` says what a run would refuse)."""
         super().__init__()
         from transformers import BertTokenizer, ChineseCLIPConfig, ChineseCLIPTextModel
 
@@ -454,30 +474,49 @@ class ChineseTextBranch(nn.Module):
         else:
             if not (directory / "vocab.txt").is_file():
                 raise WeightsError(f"pretrained_cn: no vocab.txt in {directory}")
+            kind = json.loads((directory / "config.json").read_text()).get("model_type")
+            if kind != "chinese_clip":  # transformers would read default sizes into it
+                raise WeightsError(
+                    f"pretrained_cn: {directory} holds a {kind!r} model, not a whole "
+                    "Chinese-CLIP model ('chinese_clip', with its text projection)"
+                )
             full = ChineseCLIPConfig.from_pretrained(str(directory), local_files_only=True)
             text_config, projection_dim = full.text_config, full.projection_dim
             self.tokenizer = BertTokenizer.from_pretrained(str(directory), local_files_only=True)
-            state = _chinese_clip_state_dict(directory)
-        if projection_dim != config.embed_dim:
-            raise ValueError(
-                f"pretrained_cn projects to {projection_dim}, CLIP's embedding is {config.embed_dim}"
-            )
+            state = _chinese_clip_state_dict(directory) if load else None
+            self.record = {"option": "pretrained_cn", "weights": str(directory), "loaded": False}
         self.max_length = text_config.max_position_embeddings
         self.encoder = ChineseCLIPTextModel(text_config, add_pooling_layer=False)
         self.projection = nn.Linear(text_config.hidden_size, projection_dim, bias=False)
+        if load and projection_dim != config.embed_dim:
+            raise ValueError(self.conflicts(config.embed_dim)[0])
         if state is not None:
             self.record = self._load(state, directory)
 
+    def conflicts(self, embed_dim: int) -> list[str]:
+        """What a run would refuse or fail on in this tower, besides its keys: a projection
+        to another width than CLIP's embedding (refused), and token ids beyond the
+        embedding table (vocab.txt longer than the config's vocab_size)."""
+        found = []
+        if self.projection.out_features != embed_dim:
+            found.append(
+                f"pretrained_cn projects to {self.projection.out_features}, "
+                f"CLIP's embedding is {embed_dim}"
+            )
+        rows = self.encoder.config.vocab_size
+        if len(self.tokenizer) > rows:
+            found.append(
+                f"pretrained_cn: vocab.txt has {len(self.tokenizer)} tokens, the text "
+                f"encoder's embedding {rows} rows"
+            )
+        return found
+
     def _load(self, state: dict[str, torch.Tensor], directory: Path) -> dict[str, Any]:
-        # older checkpoints also store the position_ids buffer; Chinese-CLIP has no pooler
+        text = chinese_clip_text_state(state)
         encoder = {
-            k.removeprefix("text_model."): v
-            for k, v in state.items()
-            if k.startswith("text_model.")
-            and ".pooler." not in k
-            and not k.endswith("position_ids")
+            k.removeprefix("encoder."): v for k, v in text.items() if k.startswith("encoder.")
         }
-        if "text_projection.weight" not in state:
+        if "projection.weight" not in text:
             raise WeightsError(f"pretrained_cn: {directory} has no text_projection.weight")
         result = self.encoder.load_state_dict(encoder, strict=False)
         missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
@@ -486,7 +525,7 @@ class ChineseTextBranch(nn.Module):
                 f"pretrained_cn: {directory} does not fit the text encoder "
                 f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
             )
-        self.projection.load_state_dict({"weight": state["text_projection.weight"]})
+        self.projection.load_state_dict({"weight": text["projection.weight"]})
         return {
             "option": "pretrained_cn",
             "weights": str(directory),
@@ -887,19 +926,33 @@ class TemporalPromptCLIPMethod(BaseMethod):
             epochs=30,
         )
 
+    def weight_target(self, option: str, path: Path | None = None) -> nn.Module | None:
+        """``pretrained_cn`` set to the directory ``path``: the Chinese text tower a run
+        builds from it (the shape of its config.json, not the ``cn_*`` fields; on this
+        method's device, weights not read). Otherwise None: the manifest's target."""
+        if option != "pretrained_cn" or path is None:
+            return None
+        config = dataclasses.replace(self.config, pretrained_cn=str(path))
+        with torch.device(self.net.cn.projection.weight.device):
+            return ChineseTextBranch(config, (), load=False)
+
+    def weight_conflicts(
+        self, option: str, target: nn.Module, state: dict[str, torch.Tensor]
+    ) -> list[str]:
+        """What a run would refuse besides missing, unexpected or misshapen keys, given the
+        ``target`` and the converted ``state`` (``pretrained_cn``: no text projection in
+        the file, :meth:`ChineseTextBranch.conflicts`)."""
+        if option != "pretrained_cn" or not isinstance(target, ChineseTextBranch):
+            return []
+        found = [] if "projection.weight" in state else ["pretrained_cn: no text_projection.weight"]
+        return found + target.conflicts(self.config.embed_dim)
+
     def weight_state(self, option: str, loaded: Loaded) -> dict[str, torch.Tensor]:
         """Chinese-CLIP's names (``text_model.*``, ``text_projection``) -> the text branch's
         (``encoder.*``, ``projection``), as loading does; other options as read."""
         if option != "pretrained_cn":
             return loaded.state
-        state = {
-            f"encoder.{k.removeprefix('text_model.')}": v
-            for k, v in loaded.state.items()
-            if k.startswith("text_model.") and ".pooler." not in k
-        }
-        if "text_projection.weight" in loaded.state:
-            state["projection.weight"] = loaded.state["text_projection.weight"]
-        return state
+        return chinese_clip_text_state(loaded.state)
 
     @classmethod
     def pretrained_fixture(cls, config: TPCLIPConfig, directory: Path) -> dict[str, str]:

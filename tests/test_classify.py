@@ -101,6 +101,7 @@ def test_format_1_records():
     ("change", "reason"),
     [
         ({"split": 7}, "split 7: `ucf101` has splits 1-3"),
+        ({"split": 2, "dataset": "kinetics400"}, "split 2: `kinetics400` has one split, 1"),
         ({"method": "nosuch"}, "unknown method `nosuch` (not in the registry)"),
         ({"dataset": "kinetics9"}, "unknown dataset `kinetics9` (not in the registry)"),
         ({"preset": "huge"}, "unknown preset `huge` of `tcar`"),

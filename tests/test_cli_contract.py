@@ -22,6 +22,7 @@ from datamodules.errors import (
     CvbenchError,
     DatasetLayoutError,
     DatasetOptionError,
+    SplitError,
     UnknownNameError,
     VideoError,
 )
@@ -72,6 +73,19 @@ MISTAKES = [
     (["test", "--checkpoint", "{tmp}/corrupt.ckpt"], ["not a readable checkpoint"]),
     (["test", "--checkpoint", "{tmp}/x.ckpt", "--batch-size", "0"], ["--batch-size 0"]),
     (["test", "--checkpoint", "{tmp}/x.ckpt", "--workers", "-2"], ["--workers -2"]),
+    # a split the dataset does not have, before its root, checkpoint or settings are read
+    *(
+        (argv, [f"--split {n}: {d} has one split, 1 (the official train / validation split)"])
+        for d, n in (("kinetics400", 2), ("ssv2", 3))
+        for argv in (
+            [*RUN, "--dataset", d, "--split", str(n)],
+            ["run", "--method", "all", "--dataset", d, "--split", str(n), "--print-config"],
+            [*RUN, "--dataset", d, "--split", str(n), "--root", "{tmp}/nowhere"],
+            ["test", "--checkpoint", "{tmp}/missing.ckpt", "--dataset", d, "--split", str(n)],
+            ["data", "--dataset", d, "--split", str(n)],
+            ["control", "--dataset", d, "--split", str(n)],
+        )
+    ),
 ]
 
 
@@ -86,6 +100,59 @@ def test_a_mistake_is_one_line_and_exit_2(
     _one_line(err, argv[0])
     for word in words:
         assert word in err
+
+
+def test_a_split_the_dataset_lacks_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import cvbench.commands.run as run_command
+    import cvbench.run as run_module
+    from datamodules import datasets
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("work started before the split was checked")
+
+    monkeypatch.setattr(run_command, "_resolve_all", no_work)
+    monkeypatch.setattr(datasets, "_DATASETS", {k: no_work for k in datasets._DATASETS})
+    assert main([*RUN, "--dataset", "kinetics400", "--split", "2", "--root", str(tmp_path)]) == 2
+    _one_line(capsys.readouterr().err, "run")
+    assert main(["bench", "loader", "--workers", "1", "--dataset", "ssv2", "--split", "2"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "cvbench bench loader: error: --split 2: ssv2 has one split, 1 (the official train / validation split)\n"
+    )
+    # cvbench test on the checkpoint's own dataset: refused once the checkpoint is read,
+    # before the method is rebuilt
+    import torch
+
+    hparams = {"method": "x", "config": {}, "num_classes": 2, "class_names": [], "optim": {}}
+    checkpoint = {"state_dict": {}, "hyper_parameters": hparams,
+                  "cvbench": {"method": "iframe", "dataset": "kinetics400", "split": 1}}  # fmt: skip
+    torch.save(checkpoint, tmp_path / "k400.ckpt")
+    monkeypatch.setattr(run_module, "rebuild_method", no_work)
+    assert main(["test", "--checkpoint", str(tmp_path / "k400.ckpt"), "--split", "2"]) == 2
+    err = capsys.readouterr().err
+    _one_line(err, "test")
+    assert "--split 2: kinetics400 has one split, 1" in err
+
+
+def test_each_dataset_has_its_splits_and_help_says_which(capsys) -> None:
+    from datamodules.datasets import check_split, dataset_splits
+
+    for name in ("ucf101", "hmdb51", "synthetic", "folder"):
+        assert dataset_splits(name) == (1, 2, 3)
+        assert [check_split(name, n) for n in (1, 2, 3)] == [1, 2, 3]
+    for name in ("kinetics400", "ssv2"):
+        assert dataset_splits(name) == (1,) and check_split(name, 1) == 1
+    for command in (["run"], ["test"], ["data"], ["control"], ["bench", "loader"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--split {1,2,3}" in text, command
+        assert "kinetics400, ssv2: 1 (the official train / validation split)" in text, command
+        assert "hmdb51, ucf101: 1-3 (the official train / test lists)" in text, command
+        assert "synthetic: 1-3 (seeded partitions of the generated videos)" in text, command
 
 
 def test_shots_above_the_smallest_class_name_it_before_training(tmp_path: Path, capsys) -> None:
@@ -172,6 +239,7 @@ def test_the_suite_errors_share_one_base_and_keep_their_old_ones() -> None:
         (DatasetOptionError, ValueError),
         (VideoError, Exception),
         (DatasetLayoutError, Exception),
+        (SplitError, ValueError),
     ]:
         assert issubclass(error, CvbenchError) and issubclass(error, old), error
     assert str(UnknownNameError("unknown method 'x'")) == "unknown method 'x'"  # no quotes

@@ -10,6 +10,7 @@ another is a valid stream, invisible to any decoder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -253,3 +254,81 @@ def test_random_noise_after_a_valid_header_is_refused(raw, tmp_path: Path) -> No
     path.write_bytes(data[:offset] + b"\0\0\1\xb6" + noise)
     with pytest.raises(VideoError, match=r"frame 1"):
         CompressedVideo(path).decode_rgb()
+
+
+# --------------------------------------------------------------------------- the check, once
+
+
+@pytest.fixture()
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths whose last frame is decoded at open, in order, with no check known yet."""
+    from datamodules import reader
+
+    monkeypatch.setattr(reader, "_LAST_FRAMES_OK", set())
+    seen: list[str] = []
+    decode = CompressedVideo._decode_last_frame
+
+    def counted(self: CompressedVideo, *args: object) -> None:
+        seen.append(self.path)
+        decode(self, *args)
+
+    monkeypatch.setattr(CompressedVideo, "_decode_last_frame", counted)
+    return seen
+
+
+def _garble_last_frame(data: bytes) -> bytes:
+    offset, size, _ = _frame_offsets(data)[-1]
+    garbled = bytearray(data)
+    garbled[offset + size // 2 : offset + size // 2 + 8] = b"\xff" * 8
+    return bytes(garbled)
+
+
+def test_the_last_frame_check_runs_once_per_file_per_process(raw, tmp_path: Path, decodes) -> None:
+    data, intact = raw
+    path = tmp_path / "v.m4v"
+    path.write_bytes(data)
+    for _ in range(3):  # a datamodule opens the file for every sample
+        video = CompressedVideo(path)
+    assert decodes == [str(path)]
+    sample = video.read(iframes=[0], pframes=[FRAMES - 1])  # a decoder made by the read
+    np.testing.assert_array_equal(sample.mv[0], intact["mv"][FRAMES - 1])
+    copy = tmp_path / "copy.m4v"  # the same bytes elsewhere: the outcome is known
+    copy.write_bytes(data)
+    CompressedVideo(copy)
+    assert decodes == [str(path)]
+    CompressedVideo(path, strict=False)  # no check at all
+    assert decodes == [str(path)]
+    from cvbench.loader_bench import open_checked  # the benchmark's first open: decoded
+
+    open_checked(path)
+    CompressedVideo(path)
+    assert decodes == [str(path)] * 2
+
+
+def test_a_file_damaged_after_its_check_is_still_refused(raw, tmp_path: Path, decodes) -> None:
+    data, _ = raw
+    path = tmp_path / "v.m4v"
+    path.write_bytes(data)
+    CompressedVideo(path)
+    # cut inside its last frame
+    offset, size, _ = _frame_offsets(data)[-1]
+    path.write_bytes(data[: offset + size // 2])
+    with pytest.raises(VideoError, match=rf"truncated at byte {offset + size // 2}\? frame"):
+        CompressedVideo(path)
+    # damaged in place: the same size, the same mtime (what a key on path, size and
+    # mtime_ns would take for the checked file)
+    path.write_bytes(data)
+    CompressedVideo(path)  # intact again: known, not decoded
+    stat = path.stat()
+    path.write_bytes(_garble_last_frame(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    for _ in range(2):  # a failure is never kept
+        with pytest.raises(VideoError, match=rf"frame {FRAMES - 1}, the last, does not decode"):
+            CompressedVideo(path)
+    assert len(decodes) == 4  # intact, cut, garbled twice
+    # and had the open not looked, reading the last frame would still refuse it
+    video = CompressedVideo(path, strict=False)
+    video.strict = True
+    with pytest.raises(VideoError, match=rf"frame {FRAMES - 1}, the last"):
+        video.read(pframes=[FRAMES - 1])

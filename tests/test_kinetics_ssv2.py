@@ -18,7 +18,7 @@ import datamodules.layouts  # noqa: F401  (registers kinetics400, ssv2)
 from cvbench.cli import main
 from datamodules.datasets import create_dataset, official_count
 from datamodules.encode import EncodeOptions
-from datamodules.errors import CvbenchError, DatasetLayoutError
+from datamodules.errors import DatasetLayoutError, SplitError
 from datamodules.layouts import DatasetLayoutWarning
 from datamodules.prepare import find_videos, prepare_tree, prepared_name, shard_manifests
 
@@ -140,9 +140,9 @@ def test_kinetics_missing_error_and_one_split(tmp_path: Path) -> None:
     with pytest.raises(DatasetLayoutError, match="missing=.skip"):
         create_dataset("kinetics400", root, 1, "train", missing="error")
     for split in (2, 3):
-        with pytest.raises(CvbenchError, match="one official split"):
+        with pytest.raises(SplitError, match="kinetics400 has one split, 1 .the official train"):
             create_dataset("kinetics400", root, split, "train")
-        with pytest.raises(CvbenchError, match="one official split"):
+        with pytest.raises(SplitError, match="ssv2 has one split, 1 .the official train"):
             create_dataset("ssv2", root, split, "test")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import datamodules.layouts  # noqa: F401  (registers ucf101, hmdb51, folder)
 from datamodules.datasets import create_dataset, list_datasets
-from datamodules.errors import DatasetLayoutError
+from datamodules.errors import DatasetLayoutError, SplitError
 from datamodules.layouts import DatasetLayoutWarning, resolve_video
 
 # classInd order on purpose differs from sorted order: labels must follow classInd
@@ -148,7 +148,7 @@ def test_ucf101_missing_split_files(ucf_root: Path, missing_file: str) -> None:
 @pytest.mark.parametrize("split", [0, 4, True, "1"])
 def test_bad_split_number(ucf_root: Path, split: object) -> None:
     for name in ("ucf101", "hmdb51", "folder"):
-        with pytest.raises(DatasetLayoutError, match="split must be one of 1, 2, 3"):
+        with pytest.raises(SplitError, match=f"split {split!r}: {name} has 3 splits, 1-3"):
             create_dataset(name, ucf_root, split)  # type: ignore[arg-type]
 
 

@@ -34,7 +34,7 @@ def record(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_record_shape_and_values(record: dict, tiny: Path) -> None:
     assert record["video"] == str(tiny)
-    assert record["rgb_decode_ms"] > 0 and record["open_ms"] > 0
+    assert record["rgb_decode_ms"] > 0 and record["open_ms"] > 0 and record["open_checked_ms"] > 0
     assert set(record["samplings"]) == set(PAPER_SAMPLINGS)
     for name, s in record["samplings"].items():
         for key in SAMPLING_KEYS:

@@ -310,11 +310,17 @@ def test_every_column_is_written_into_a_given_array(real_video: Path) -> None:
         np.testing.assert_array_equal(out, reference)
 
 
-def test_the_open_time_decoder_serves_the_first_read(real_video: Path) -> None:
-    """The decoder of the open-time check (MV export on) is reused by MV/residual reads,
-    and gives what a new one gives."""
+def test_the_open_time_decoder_serves_the_first_read(real_video: Path, monkeypatch) -> None:
+    """The decoder of the open-time check (MV export on; a file's first open in a
+    process) is reused by MV/residual reads, and gives what a new one gives; a later open
+    of the file, which knows the check's outcome, makes none."""
+    from datamodules import reader
+
+    monkeypatch.setattr(reader, "_LAST_FRAMES_OK", set())
     video = CompressedVideo(real_video)
     spare = video._spare[(True, False)]
     first = video.read(pframes=[5])
     assert video._spare[(True, False)] is spare
-    np.testing.assert_array_equal(CompressedVideo(real_video).read(pframes=[5]).mv, first.mv)
+    again = CompressedVideo(real_video)
+    assert not again._spare
+    np.testing.assert_array_equal(again.read(pframes=[5]).mv, first.mv)

@@ -19,7 +19,13 @@ from torch import nn
 import methods  # noqa: F401  (registers the methods)
 from cvbench.cli import main
 from methods.cvpt import CVPT, VideoViT, to_videomae_format
-from methods.manifest import check_checkpoint, check_starting_points, manifest, weights_off
+from methods.manifest import (
+    check_checkpoint,
+    check_starting_points,
+    manifest,
+    target_module,
+    weights_off,
+)
 from methods.meaci import MEACINet
 from methods.registry import create_method, get_method, list_methods
 from methods.weights import (
@@ -416,12 +422,106 @@ def test_explicit_none_is_recorded_and_coviar_drops_the_imagenet_multipliers() -
     assert scales["iframe.body"] == pytest.approx(config.stream_lr_scale[0])
 
 
-def test_check_reads_a_chinese_clip_directory(tmp_path: Path) -> None:
-    config = get_method("tpclip").make_config("tiny")
-    directory = get_method("tpclip").module.pretrained_fixture(config, tmp_path)["pretrained_cn"]
+# a Chinese-CLIP text tower unlike the tiny preset's cn_* fields (hidden 64, 2 layers,
+# 2 heads, feed-forward 128, vocabulary 1024, 64 positions)
+CN_TOWER = dict(
+    hidden_size=48,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=96,
+    max_position_embeddings=40,
+)
+CN_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"向右左上下平移射箭", *"abc"]
+
+
+def _chinese_clip_dir(directory: Path, projection_dim: int, text_only: bool = False) -> str:
+    """A Hugging Face Chinese-CLIP directory from random init (``save_pretrained``) with
+    the CN_TOWER text tower and a vocab.txt written here; ``text_only``: the text model
+    saved alone (no ``text_model.`` prefix, no projection)."""
+    from transformers import ChineseCLIPConfig, ChineseCLIPModel, ChineseCLIPTextModel
+
+    text = {"vocab_size": len(CN_VOCAB), **CN_TOWER}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "image_size": 32, "patch_size": 16}  # fmt: skip
+    config = ChineseCLIPConfig(
+        text_config=text, vision_config=vision, projection_dim=projection_dim
+    )
+    torch.manual_seed(0)
+    model = ChineseCLIPTextModel(config.text_config) if text_only else ChineseCLIPModel(config)
+    model.save_pretrained(str(directory))
+    (directory / "vocab.txt").write_text("\n".join(CN_VOCAB) + "\n", encoding="utf-8")
+    return str(directory)
+
+
+def test_check_builds_the_chinese_tower_from_the_directory_config(tmp_path: Path, capsys) -> None:
+    tiny = get_method("tpclip").make_config("tiny")
+    assert (tiny.cn_hidden, tiny.cn_layers, tiny.cn_vocab_size) != (48, 3, len(CN_VOCAB))
+    directory = _chinese_clip_dir(tmp_path / "cn", projection_dim=tiny.embed_dim)
+    # what a run builds from the directory (and loads)
+    run = build("tpclip", pretrained_cn=directory).net.cn
+    shapes = {k: list(v.shape) for k, v in run.state_dict().items()}
+    assert shapes["encoder.embeddings.word_embeddings.weight"] == [len(CN_VOCAB), 48]
+
+    code = main(["weights", "check", "--method", "tpclip", "--option", "pretrained_cn",
+                 directory, "--preset", "tiny", "--num-classes", "3", "--json"])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "huggingface" and report["target"] == "ChineseTextBranch"
+    assert report["built_on"] == "meta"
+    assert report["matched"] == len(shapes)  # every tensor of the run's tower
+    assert not report["missing"] and not report["unexpected"] and not report["mismatched"]
+    n_encoder = sum(k.startswith("encoder.") for k in shapes)
+    assert report["landed"] == {"encoder": n_encoder, "projection": 1}
+    assert report["conflicts"] == []
+    # the tower checked against is the run's, shape for shape (not the cn_* fields')
     model = build("tpclip", **weights_off("tpclip", "tiny"))
-    report = check_checkpoint(model, "tpclip", "pretrained_cn", directory)
-    assert report["layout"] == "huggingface" and not report["missing"]
-    assert set(report["landed"]) == {"encoder", "projection"}
-    # built without the directory, the fallback vocabulary has another size: reported
-    assert [m[0] for m in report["mismatched"]] == ["encoder.embeddings.word_embeddings.weight"]
+    target = target_module(model, "tpclip", "pretrained_cn", Path(directory))
+    assert {k: list(v.shape) for k, v in target.state_dict().items()} == shapes
+    assert model.net.cn.encoder.config.hidden_size == tiny.cn_hidden  # the method's own: unchanged
+    # the text report
+    assert main(["weights", "check", "--method", "tpclip", "--option", "pretrained_cn",
+                 directory, "--preset", "tiny"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"matched:      {len(shapes)}" in out and f"encoder: {n_encoder}" in out
+    assert "a run would refuse" not in out
+
+
+def test_check_says_what_a_run_refuses_in_a_chinese_clip_directory(tmp_path: Path) -> None:
+    tiny = get_method("tpclip").make_config("tiny")
+    model = build("tpclip", **weights_off("tpclip", "tiny"))
+    # another projection width than CLIP's embedding: every key fits, the run refuses
+    wide = _chinese_clip_dir(tmp_path / "wide", projection_dim=2 * tiny.embed_dim)
+    report = check_checkpoint(model, "tpclip", "pretrained_cn", wide)
+    assert not report["missing"] and not report["mismatched"]
+    assert report["conflicts"] == ["pretrained_cn projects to 64, CLIP's embedding is 32"]
+    with pytest.raises(ValueError, match="projects to 64, CLIP's embedding is 32"):
+        build("tpclip", pretrained_cn=wide)
+    # the text model saved alone: not Chinese-CLIP's names, no projection; refused by
+    # both, by name (transformers would read it as a default-size Chinese-CLIP)
+    alone = _chinese_clip_dir(tmp_path / "alone", tiny.embed_dim, text_only=True)
+    for attempt in (
+        lambda: build("tpclip", pretrained_cn=alone),
+        lambda: check_checkpoint(model, "tpclip", "pretrained_cn", alone),
+    ):
+        with pytest.raises(WeightsError, match="'chinese_clip_text_model' model, not a whole"):
+            attempt()
+    # a whole model without its text projection
+    from safetensors.torch import load_file, save_file
+
+    bare = Path(_chinese_clip_dir(tmp_path / "bare", projection_dim=tiny.embed_dim))
+    state = load_file(str(bare / "model.safetensors"))
+    del state["text_projection.weight"]
+    save_file(state, str(bare / "model.safetensors"), metadata={"format": "pt"})
+    report = check_checkpoint(model, "tpclip", "pretrained_cn", str(bare))
+    assert report["missing"] == ["projection.weight"]
+    assert report["conflicts"] == ["pretrained_cn: no text_projection.weight"]
+    with pytest.raises(WeightsError, match="no text_projection.weight"):
+        build("tpclip", pretrained_cn=str(bare))
+    # a vocab.txt longer than the embedding table: token ids the run could not embed
+    longer = _chinese_clip_dir(tmp_path / "longer", projection_dim=tiny.embed_dim)
+    (Path(longer) / "vocab.txt").write_text("\n".join([*CN_VOCAB, "d", "e"]) + "\n")
+    report = check_checkpoint(model, "tpclip", "pretrained_cn", longer)
+    assert report["conflicts"] == [
+        f"pretrained_cn: vocab.txt has {len(CN_VOCAB) + 2} tokens, the text encoder's "
+        f"embedding {len(CN_VOCAB)} rows"
+    ]

@@ -41,6 +41,30 @@ def json_stdout(as_json: bool) -> AbstractContextManager[Any]:
 # ------------------------------------------------------------------ argument checks
 
 
+def add_split_argument(parser: argparse.ArgumentParser, default: int | None = 1, **kw: Any) -> None:
+    """``--split``: the numbers some dataset has as choices, and in the help which datasets
+    have which (each dataset's own are checked by :func:`check_split_flag` before any work)."""
+    from datamodules.datasets import all_splits, splits_help
+
+    what = kw.pop("help", f"split number (default: {default})")
+    parser.add_argument(
+        "--split",
+        type=int,
+        default=default,
+        choices=all_splits(),
+        help=f"{what}; {splits_help()}",
+        **kw,
+    )
+
+
+def check_split_flag(dataset: str, split: int | None) -> None:
+    """SplitError (one line, exit 2) when ``dataset`` has no split ``split``; None: not given."""
+    from datamodules.datasets import check_split
+
+    if split is not None:
+        check_split(dataset, split, "--split")
+
+
 def parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
     """``key=value`` items (dotted keys nest, values parsed as YAML) as a dict; a one-line
     exit naming ``flag`` for an item without ``=``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cvbench.commands import check_rate, print_json
+from cvbench.commands import add_split_argument, check_rate, check_split_flag, print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
     p.add_argument("--root", default=None, help="dataset root (real datasets)")
-    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split")
+    add_split_argument(p)
     p.add_argument(
         "--dataset-option",
         action="append",
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     check_count(args.epochs, "--epochs")
     check_count(args.batch_size, "--batch-size")
     check_rate(args.lr, "--lr")
+    check_split_flag(args.dataset, args.split)
 
     try:
         record = run_control(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from cvbench.commands import print_json
+from cvbench.commands import add_split_argument, check_split_flag, print_json
 from datamodules.contract import DataSpec, is_empty
 from datamodules.datasets import list_datasets
 from datamodules.sampling import PAPER_SAMPLINGS
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="dataset root directory (see README 'Real datasets'); the synthetic "
         "dataset defaults to $CVBENCH_CACHE/synthetic",
     )
-    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split number")
+    add_split_argument(p)
     p.add_argument(
         "--sampling",
         default="coviar3",
@@ -79,6 +79,7 @@ def check_flags(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_flags(args)
+    check_split_flag(args.dataset, args.split)
     # lightning takes seconds to import: only the commands that train or load pay for it
     from datamodules.datamodule import CompressedVideoDataModule
 

@@ -71,7 +71,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cvbench import runsettings as rs
-from cvbench.commands import batch_limit, check_rate, json_stdout, print_error, print_json
+from cvbench.commands import (
+    add_split_argument,
+    batch_limit,
+    check_rate,
+    check_split_flag,
+    json_stdout,
+    print_error,
+    print_json,
+)
 from cvbench.commands import parse_set as _parse_set
 from cvbench.report.records import RUNS_DIR
 from datamodules.datasets import list_datasets
@@ -130,7 +138,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", default="synthetic", choices=list_datasets(), help="dataset name")
     p.add_argument("--root", default=None, help="dataset root (see README 'Real datasets')")
-    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split")
+    add_split_argument(p)
     p.add_argument(
         "--config",
         default=None,
@@ -632,6 +640,7 @@ def run(args: argparse.Namespace) -> int:
     from methods.registry import list_methods
 
     names = list_methods() if args.method == ALL else [args.method]
+    check_split_flag(args.dataset, args.split)  # before any config, machine or file is read
     try:
         resolved = _resolve_all(args, names)
     except rs.SettingsError as error:

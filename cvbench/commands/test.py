@@ -24,7 +24,15 @@ from __future__ import annotations
 import argparse
 
 from cvbench import runsettings as rs
-from cvbench.commands import batch_limit, json_stdout, parse_set, print_error, print_json
+from cvbench.commands import (
+    add_split_argument,
+    batch_limit,
+    check_split_flag,
+    json_stdout,
+    parse_set,
+    print_error,
+    print_json,
+)
 from cvbench.commands.run import (
     LIMIT_HELP,
     add_device_options,
@@ -56,13 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--root", default=None, help="dataset root (default: the training run's, same dataset)"
     )
-    p.add_argument(
-        "--split",
-        type=int,
-        default=None,
-        choices=(1, 2, 3),
-        help="official split (default: the training run's)",
-    )
+    add_split_argument(p, default=None, help="split number (default: the training run's)")
     p.add_argument(
         "--dataset-option",
         action="append",
@@ -117,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         evaluate_checkpoint,
     )
 
+    if args.dataset is not None:  # else the checkpoint's, checked once it is read
+        check_split_flag(args.dataset, args.split)
     try:
         rs.check_count(args.batch_size, "--batch-size")
         rs.check_count(args.workers, "--workers", minimum=0)

@@ -10,7 +10,10 @@ preset refuses to leave random on a real dataset (``--set OPTION=none`` to run a
 as its structure shows (``methods/weights.py``: LAYOUTS) and report, without training or
 loading, which keys match the module the option fills, which are missing, unexpected or
 of another shape, and how many tensors land in each submodule. The method is built at
-``--preset`` (default ``paper``) on the meta device: shapes only.
+``--preset`` (default ``paper``) on the meta device: shapes only. A module whose shape a
+run takes from the file itself is built from it as a run does (tpclip ``pretrained_cn``:
+the Chinese text tower from the directory's config.json, not the preset's ``cn_*``
+fields), and what a run would still refuse is listed (a projection to another width).
 """
 
 from __future__ import annotations
@@ -103,4 +106,6 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"    {module}: {count}")
     if report["extra_parts"]:
         print(f"  other parts in the file: {', '.join(report['extra_parts'])}")
+    for conflict in report["conflicts"]:
+        print(f"  a run would refuse: {conflict}")
     return 0

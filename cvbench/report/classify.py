@@ -206,23 +206,17 @@ def known_methods() -> dict[str, tuple[str, ...]]:
     return {name: tuple(get_method(name).presets) for name in list_methods()}
 
 
-def known_datasets() -> dict[str, int | None]:
-    """Registered dataset -> its number of splits (None where any split number is allowed):
-    one per official count (UCF101, HMDB51: 3; Kinetics-400, SSv2: 1), the synthetic set's."""
+def known_datasets() -> dict[str, tuple[int, ...]]:
+    """Registered dataset -> the split numbers it has (as registered with it)."""
     import datamodules  # noqa: F401  (registers every dataset)
-    from datamodules.datasets import list_datasets
-    from datamodules.synthetic import NUM_SPLITS
+    from datamodules.datasets import dataset_splits, list_datasets
 
-    splits = {name: len(counts["test"]) for name, counts in OFFICIAL_VIDEOS.items()}
-    splits["synthetic"] = NUM_SPLITS
-    return {name: splits.get(name) for name in list_datasets()}
+    return {name: dataset_splits(name) for name in list_datasets()}
 
 
 def dataset_splits(dataset: Any) -> tuple[int, ...] | None:
-    """The splits of a registered dataset, (1, 2, 3) or (1,); None where any is allowed or
-    the dataset is unknown."""
-    n = known_datasets().get(dataset) if isinstance(dataset, str) else None
-    return None if n is None else tuple(range(1, n + 1))
+    """The splits of a registered dataset, (1, 2, 3) or (1,); None when it is unknown."""
+    return known_datasets().get(dataset) if isinstance(dataset, str) else None
 
 
 def is_paper_preset(preset: Any) -> bool:
@@ -295,10 +289,10 @@ def _check_identity(data: dict[str, Any], found: _Findings) -> None:
     if dataset not in datasets:
         found.add(INVALID, f"unknown dataset `{dataset}` (not in the registry)")
     split = found.integer("split", split, MAX_COUNT, low=1)
-    n = datasets.get(dataset) if isinstance(dataset, str) else None
-    if split is not None and n is not None and split > n:
-        has = "split 1 only (its one official split)" if n == 1 else f"splits 1-{n}"
-        found.add(INVALID, f"split {split}: `{dataset}` has {has}")
+    splits = datasets.get(dataset) if isinstance(dataset, str) else None
+    if split is not None and splits is not None and split not in splits:
+        have = f"one split, {splits[0]}" if len(splits) == 1 else f"splits {splits[0]}-{splits[-1]}"
+        found.add(INVALID, f"split {split}: `{dataset}` has {have}")
 
 
 def _check_numbers(data: dict[str, Any], found: _Findings) -> None:
