@@ -866,7 +866,7 @@ def test_kinetics_and_ssv2_columns_and_their_one_split(tmp_path: Path):
     assert splits[("cvpt", "SSv2")]["Mean"] == "55.0"
     not_used = {r["File"]: r for r in read_csv(out / "not_used.csv")}
     reason = not_used["stm-k400-s2.json"]["Reason"]
-    assert "split 2: `kinetics400` has split 1 only" in reason
+    assert "split 2: `kinetics400` has one split, 1" in reason
 
     # the figure: the papers' Kinetics-400 and SSv2 points appear beside ours
     from cvbench.report.figures import accuracy_points
