@@ -5,6 +5,7 @@ under each paper's own row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -156,6 +157,25 @@ def _variant_main(
     return ours.rows, [sources, sources], note
 
 
+def _count(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else "?"
+
+
+def _attrition(records: tuple[Record, ...]) -> str:
+    """The videos a protocol run lacked where its dataset's lists outlived some videos
+    (Kinetics-400, :data:`~cvbench.report.classify.ATTRITION_TOLERANCE`); "" when none."""
+    parts = []
+    for r in records:
+        test, train = r.get("test_videos") or {}, r.get("train_videos") or {}
+        if test.get("official") and test.get("in_split", test["official"]) < test["official"]:
+            parts.append(
+                f"split {r.get('split')}: {test['in_split']:,} of the {test['official']:,} "
+                f"official test videos, {_count(train.get('used'))} of the "
+                f"{_count(train.get('official'))} training videos (the others are gone)"
+            )
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _acc_cell(a: SplitAccuracy | None) -> str:
     """Top-1 in %, with the split it comes from where it is not the dataset's every split."""
     return accuracy_text(a) + ("" if a is None or a.is_mean else f" ({a.label})")
@@ -293,7 +313,8 @@ def _reproduced_main(
         else:
             seeds = f", {a.seeds} seeds per split" if a.seeds > 1 else ""
             notes.append(
-                f"{dataset_name(d)}: {a.label}{seeds}, from {source_files(a.records)}{elsewhere}."
+                f"{dataset_name(d)}: {a.label}{seeds}{_attrition(a.records)}, from "
+                f"{source_files(a.records)}{elsewhere}."
             )
     rows = list(paper.rows)
     sources = source_files([*([cost] if cost else []), *paper.used])
