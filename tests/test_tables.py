@@ -1046,3 +1046,27 @@ def test_kinetics_attrition_within_tolerance_is_the_protocol(tmp_path: Path):
         "videos, 231,336 of the 240,436 training videos (the others are gone)), from "
         "meaci-k400.json." in md
     )
+
+
+def test_synthetic_readings_sit_beside_their_method(tmp_path: Path):
+    """A reading's tiny counterpart gets a row of its own under its method's row, never
+    the method's own row; a reading without a run is named in a note."""
+    runs = tmp_path / "runs"
+    data = {"data": {"num_classes": 10}}
+    write(runs, "stm.json", run_record("stm", top1=0.40, **data))
+    write(runs, "stm-gop.json", run_record("stm", preset="tiny_gop_views", top1=0.30, **data))
+    # only the reading was run for meaci: the method's own row stays n/a
+    write(runs, "meaci-eca.json", run_record("meaci", preset="tiny_eca", top1=0.25, **data))
+    render_all(runs, REPORTED, tmp_path / "tables")
+
+    rows = read_csv(tmp_path / "tables" / "synthetic.csv")
+    stm = [(r["Preset"], r["Top-1 (%)"]) for r in rows if r["Method"] == "stm"]
+    assert stm == [("tiny", "40.0"), ("tiny_gop_views", "30.0")]
+    meaci = [(r["Preset"], r["Top-1 (%)"]) for r in rows if r["Method"] == "meaci"]
+    assert meaci == [("n/a", "n/a"), ("tiny_eca", "25.0")]
+    md = (tmp_path / "tables" / "synthetic.md").read_text()
+    reason = get_method("stm").readings["paper_gop_views"]
+    assert (
+        f"`stm` `tiny_gop_views`: the tiny counterpart of reading `paper_gop_views`: {reason}" in md
+    )
+    assert "`cvpt` `tiny_mv_channels` (reading `paper_mv_channels`): no run record." in md

@@ -41,11 +41,24 @@ def synthetic_accuracy(
     splits of ``method``'s full-training-set protocol or custom runs on ``dataset`` (the
     first group in table order: protocol before custom, the paper's settings first); None
     without any."""
-    keys = inputs.run_groups(method=method, dataset=dataset)  # table order: paper first
+    readings = {"tiny_" + r.removeprefix("paper_") for r in inputs.readings.get(method, {})}
+    keys = [  # table order: paper first; the readings' tiny counterparts have rows of their own
+        k for k in inputs.run_groups(method=method, dataset=dataset) if k.preset not in readings
+    ]
     if not keys:
         return None
     acc = accuracy_over_splits(inputs.groups[keys[0]])
     return None if acc is None else (keys[0].preset, acc)
+
+
+def reading_accuracy(
+    inputs: Inputs, method: str, preset: str, dataset: str = SYNTHETIC
+) -> SplitAccuracy | None:
+    """The accuracy over splits of ``method``'s runs at ``preset`` (a reading's tiny
+    counterpart) on ``dataset``: its first group in table order, the recipe's settings
+    first; None without any."""
+    keys = [k for k in inputs.run_groups(method=method, dataset=dataset) if k.preset == preset]
+    return accuracy_over_splits(inputs.groups[keys[0]]) if keys else None
 
 
 def _joined(values: Iterable[Any]) -> str:
@@ -126,13 +139,8 @@ def synthetic_table(inputs: Inputs) -> Table:
         limits.append(("≤ chance", float(fixed(chance[1], 1)), None))
 
     cells, sources, notes = [], [], []
-    for method, pick in picks.items():
-        if pick is None:
-            cells.append([method, "n/a", *["n/a"] * (len(SYNTHETIC_COLUMNS) - 2)])
-            sources.append("")
-            notes.append(f"`{method}`: no run record on `{SYNTHETIC}` (full training set).")
-            continue
-        preset, acc = pick
+
+    def add_row(method: str, preset: str, acc: SplitAccuracy) -> None:
         printed_top1 = float(percent(acc.top1))
         top1 = accuracy_text(acc)
         marks = [m for m, limit, skip in limits if printed_top1 <= limit and method != skip]
@@ -161,16 +169,36 @@ def synthetic_table(inputs: Inputs) -> Table:
             ]
         )
         sources.append(source_files(acc.records))
-        info = next(
-            (
-                r.run.synthetic_pretraining
-                for r in acc.records
-                if r.run.synthetic_pretraining is not None
-            ),
-            None,
-        )
-        if info is not None:
-            notes.append(_synthetic_pretraining_note(method, info))
+
+    for method, pick in picks.items():
+        if pick is None:
+            cells.append([method, "n/a", *["n/a"] * (len(SYNTHETIC_COLUMNS) - 2)])
+            sources.append("")
+            notes.append(f"`{method}`: no run record on `{SYNTHETIC}` (full training set).")
+        else:
+            preset, acc = pick
+            add_row(method, preset, acc)
+            info = next(
+                (
+                    r.run.synthetic_pretraining
+                    for r in acc.records
+                    if r.run.synthetic_pretraining is not None
+                ),
+                None,
+            )
+            if info is not None:
+                notes.append(_synthetic_pretraining_note(method, info))
+        # the tiny counterparts of the method's readings of its paper, beside it
+        for reading, why in inputs.readings.get(method, {}).items():
+            tiny = "tiny_" + reading.removeprefix("paper_")
+            found = reading_accuracy(inputs, method, tiny)
+            if found is None:
+                notes.append(f"`{method}` `{tiny}` (reading `{reading}`): no run record.")
+                continue
+            add_row(method, tiny, found)
+            notes.append(
+                f"`{method}` `{tiny}`: the tiny counterpart of reading `{reading}`: {why}."
+            )
     frame = pd.DataFrame(cells, columns=list(SYNTHETIC_COLUMNS), dtype=object)
 
     if chance is None:
@@ -189,7 +217,8 @@ def synthetic_table(inputs: Inputs) -> Table:
         "its row.",
         "One row per registered method (the papers' five, then the baselines): its run records "
         f"on `{SYNTHETIC}` with the full training set (no `shots`), the latest per split; preset "
-        "`paper` where run, else `tiny`. Accuracy: "
+        "`paper` where run, else `tiny`; then one row per reading of the method's paper, its "
+        "`tiny_X` counterpart (methods.registry readings). Accuracy: "
         + (", ".join(labels) if labels else "n/a")
         + " (the mean over splits 1-3 only when all three were run); train time: the training "
         "wall time (mean over the splits); tunable params: the run record's count.",
