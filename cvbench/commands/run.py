@@ -133,8 +133,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default=None,
-        help="config preset: tiny (CPU-sized), paper (the paper's configuration), ... "
-        "(default: the config files', else tiny on synthetic and paper elsewhere)",
+        help="config preset: tiny (CPU-sized), paper (the paper's configuration), "
+        "paper_<row> (another row of the paper's tables: tcar paper_l, meaci paper_3clip), "
+        "paper_<reading> (another reading of the paper, e.g. meaci paper_eca; README "
+        "'Readings') and its CPU-sized tiny_<reading> (default: the config files', else "
+        "tiny on synthetic and paper elsewhere; an unknown name lists the method's presets)",
     )
     p.add_argument("--dataset", default="synthetic", choices=list_datasets(), help="dataset name")
     p.add_argument("--root", default=None, help="dataset root (see README 'Real datasets')")
