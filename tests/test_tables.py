@@ -1070,3 +1070,27 @@ def test_synthetic_readings_sit_beside_their_method(tmp_path: Path):
         f"`stm` `tiny_gop_views`: the tiny counterpart of reading `paper_gop_views`: {reason}" in md
     )
     assert "`cvpt` `tiny_mv_channels` (reading `paper_mv_channels`): no run record." in md
+
+
+def test_the_synthetic_panel_draws_one_point_per_method_and_preset(tmp_path: Path):
+    """Two groups of one method and preset (an old format-1 record and a current one with
+    changed settings) are one point: the group the synthetic table shows."""
+    from cvbench.report.figures import accuracy_points
+    from cvbench.report.tables.synthetic import synthetic_accuracy
+
+    runs = tmp_path / "runs"
+    write(runs, "cost-stm-tiny.json", {**tcar_cost(), "method": "stm", "preset": "tiny"})
+    data = {"data": {"num_classes": 10}}
+    write(runs, "stm-a.json", run_record("stm", top1=0.40, **data))
+    current = protocol_record("stm", preset="tiny", top1=0.30, **data)  # a format-2 record
+    current.update(dataset="synthetic", run_id="stm-tiny-synthetic-s1-seed0")
+    for part in ("test_videos", "train_videos"):
+        current[part] = {**current[part], "official": None}
+    write(runs, "stm-b.json", current)
+    inputs = load_inputs(runs, REPORTED)
+    settings = [k.settings for k in inputs.run_groups(method="stm", dataset="synthetic")]
+    assert settings == ["", "not recorded"]  # two groups
+    ours = [p for p in accuracy_points(inputs) if p.paper is None and p.dataset == "synthetic"]
+    shown = synthetic_accuracy(inputs, "stm")
+    assert len(ours) == 1 and shown is not None
+    assert ours[0].top1 == pytest.approx(100 * shown[1].top1)
