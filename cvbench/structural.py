@@ -99,6 +99,15 @@ STRUCTURAL: tuple[StructuralNumber, ...] = (
                      "tunable_params_excl_prompt_embed"),
     StructuralNumber("cvpt", "paper", "gflops", "cvpt.txt", "Table 1", 25,
                      "gmacs_all_views"),
+    # CVPT, ViT-B (SSL): Table 1 row 24 and Table 2 row 14 print the same 772.2 / 0.5M
+    StructuralNumber("cvpt", "paper_ssl", "tunable_params", "cvpt.txt", "Table 1", 24,
+                     "tunable_params_excl_prompt_embed"),
+    StructuralNumber("cvpt", "paper_ssl", "gflops", "cvpt.txt", "Table 1", 24,
+                     "gmacs_all_views"),
+    StructuralNumber("cvpt", "paper_ssl", "tunable_params", "cvpt.txt", "Table 2", 14,
+                     "tunable_params_excl_prompt_embed"),
+    StructuralNumber("cvpt", "paper_ssl", "gflops", "cvpt.txt", "Table 2", 14,
+                     "gmacs_all_views"),
     # CVPT reading paper_mv_channels (eq. 5 over channels): the same counts as paper
     StructuralNumber("cvpt", "paper_mv_channels", "tunable_params", "cvpt.txt", "Table 1", 25,
                      "tunable_params_excl_prompt_embed"),

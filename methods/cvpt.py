@@ -97,6 +97,14 @@ Choices where the paper is silent or ambiguous (configurable where it is reasona
     ``blocks.*`` with ``q_bias``/``v_bias``, or the pre-training checkpoint's
     ``encoder.*``) or the Hugging Face ``VideoMAEModel``/``VideoMAEForVideoClassification``
     format; heads and decoders are ignored, anything else missing or extra is an error.
+12. Table 1's PT column: "SL" rows start from VideoMAE fine-tuned with Kinetics-400's
+    labels, "SSL" rows from its self-supervised pre-training model; the two differ only
+    in the checkpoint. ``pretraining`` names which one a config expects and loading
+    refuses the other (told apart by its keys: a classification head, or a decoder), so
+    a run's preset says which row it reproduces: ``paper`` the SL ViT-B row of Table 1,
+    ``paper_ssl`` Table 1's SSL ViT-B row and Table 2's (SSv2, whose only ViT-B row is
+    SSL). A bare encoder, which the keys cannot place, loads under either and the run
+    record says so (``pretraining: not told apart by its keys``).
 """
 
 from __future__ import annotations
@@ -328,12 +336,41 @@ def to_videomae_format(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def load_videomae(backbone: VideoViT, path: str, option: str) -> dict[str, object]:
-    """Load a local VideoMAE checkpoint into ``backbone``; the record for the run's JSON."""
+SUPERVISED, SELF_SUPERVISED = "supervised", "self-supervised"
+
+
+def videomae_pretraining(state: dict[str, torch.Tensor]) -> str | None:
+    """Which of VideoMAE's Kinetics-400 starting points a checkpoint is, from its keys: the
+    self-supervised pre-training model (an encoder with its decoder: ``encoder.*`` +
+    ``decoder.*``, Hugging Face's ``VideoMAEForPreTraining``) or a model fine-tuned with
+    Kinetics-400's labels (a classification head: ``head.*``, Hugging Face's
+    ``classifier.*``); None when the keys do not tell (a bare encoder)."""
+    if any(k.startswith(("decoder.", "encoder_to_decoder.")) for k in state):
+        return SELF_SUPERVISED
+    if any(k.startswith(("head.", "classifier.")) for k in state):
+        return SUPERVISED
+    return None
+
+
+def load_videomae(
+    backbone: VideoViT, path: str, option: str, expected: str | None = None
+) -> dict[str, object]:
+    """Load a local VideoMAE checkpoint into ``backbone``; the record for the run's JSON.
+
+    ``expected``: the starting point the config names (``pretraining``); a checkpoint whose
+    keys say it is the other one is refused (CVPT's SL and SSL rows differ only in it)."""
     resolved = resolve(path, option)
     if resolved is None:
         return random_record(option, path)
     loaded = read_checkpoint(resolved)
+    kind = videomae_pretraining(loaded.state)
+    if expected is not None and kind is not None and kind != expected:
+        raise WeightsError(
+            f"{option}: {resolved} is VideoMAE's {kind} Kinetics-400 checkpoint, but the "
+            f"config expects the {expected} one (pretraining: {expected}); CVPT's SL rows start "
+            "from the fine-tuned checkpoint (preset paper), its SSL rows from the pre-training "
+            "one (preset paper_ssl)"
+        )
     state, fmt = videomae_state_dict(loaded.state)
     result = backbone.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
@@ -346,6 +383,7 @@ def load_videomae(backbone: VideoViT, path: str, option: str) -> dict[str, objec
         "weights": str(resolved),
         "layout": loaded.layout,
         "format": fmt,
+        "pretraining": kind or "not told apart by its keys",
         "missing_keys": 0,
     }
 
@@ -435,6 +473,9 @@ class CVPTConfig:
     tubelet: int = 2  # I-frames per I-frame token (VideoMAE)
     ln_eps: float = 1e-6  # LayerNorm eps of the backbone (VideoMAE; HF configs say 1e-12)
     pretrained: str = "none"  # local VideoMAE state dict (original or HF format), or "none"
+    # which Kinetics-400 VideoMAE ``pretrained`` is (Table 1's PT column): fine-tuned with
+    # labels (SL, preset paper) or the self-supervised pre-training model (SSL, paper_ssl)
+    pretraining: Literal["supervised", "self-supervised"] = "supervised"
     reduction: int = 96  # alpha: SCCP bottleneck width is C / alpha (paper: 96 for ViT-B)
     sccp_blocks: int = 12  # SCCP blocks in the first n layers (paper: all; Figure 4 varies it)
     residual_attention: bool = True  # eq. 5 on; False is Figure 5(b)'s "w/o attention"
@@ -454,6 +495,12 @@ class CVPTConfig:
 
 def paper() -> CVPTConfig:
     return CVPTConfig()
+
+
+def paper_ssl() -> CVPTConfig:
+    """Table 1's and Table 2's "SSL" ViT-B rows: VideoMAE's self-supervised pre-training
+    checkpoint as the frozen backbone (everything else as ``paper``)."""
+    return replace(paper(), pretraining=SELF_SUPERVISED)
 
 
 def tiny() -> CVPTConfig:
@@ -489,7 +536,11 @@ class CVPT(BaseMethod):
     def __init__(self, config: CVPTConfig, num_classes: int, class_names, optim=None) -> None:
         super().__init__(config, num_classes, class_names, optim)
         self.net = CVPTNet(config, num_classes)
-        self.pretrained = [load_videomae(self.net.backbone, config.pretrained, "pretrained")]
+        self.pretrained = [
+            load_videomae(
+                self.net.backbone, config.pretrained, "pretrained", expected=config.pretraining
+            )
+        ]
         self.freeze(self.net.backbone)
 
     def head_modules(self) -> list[str]:  # the linear classifier
@@ -561,10 +612,20 @@ WEIGHTS = (
         publisher="MCG-NJU (VideoMAE, NeurIPS 2022)",
         source="github.com/MCG-NJU/VideoMAE MODEL_ZOO.md (checkpoint.pth)",
         layout="videomae",
-        serves="Table 1 'CVPT (Ours)' ViT-B rows (HMDB-51 / UCF-101, pre-trained on K-400)",
+        serves="Table 1 'CVPT (Ours)' ViT-B SL row (HMDB-51 / UCF-101): preset paper",
         target="net.backbone",
-        note="the pre-training checkpoint (encoder.*) and the Hugging Face "
-        "MCG-NJU/videomae-base-finetuned-kinetics directory load too",
+        note="the Hugging Face MCG-NJU/videomae-base-finetuned-kinetics directory loads too",
+    ),
+    Checkpoint(
+        option="pretrained",
+        name="VideoMAE ViT-B/16 Kinetics-400 (1600-epoch self-supervised pre-training)",
+        publisher="MCG-NJU (VideoMAE, NeurIPS 2022)",
+        source="github.com/MCG-NJU/VideoMAE MODEL_ZOO.md (pre-training checkpoint.pth)",
+        layout="videomae",
+        serves="Table 1 'CVPT (Ours)' ViT-B SSL row and Table 2 (SSv2): preset paper_ssl",
+        target="net.backbone",
+        note="encoder + decoder (encoder.* keys); the Hugging Face MCG-NJU/videomae-base "
+        "directory (VideoMAEForPreTraining) loads too",
     ),
 )
 
@@ -576,6 +637,7 @@ register_method(
     {
         "paper": paper,
         "tiny": tiny,
+        "paper_ssl": paper_ssl,
         "paper_mv_channels": paper_mv_channels,
         "tiny_mv_channels": tiny_mv_channels,
     },

@@ -345,3 +345,11 @@ def test_a_paper_variant_run_is_the_protocol_of_its_row():
         "recipe": "tiny",
         "run": "paper_3clip",
     }
+
+
+def test_cvpt_on_ssv2_is_the_ssl_row():
+    """configs/cvpt/ssv2.yaml names paper_ssl (Table 2's only ViT-B row is SSL): a run at
+    it is the recipe; one at paper (SL weights) has no row in Table 2 and is custom."""
+    assert _changed("cvpt", "ssv2", None) == {}
+    assert _changed("cvpt", "ssv2", "paper")["preset"] == {"recipe": "paper_ssl", "run": "paper"}
+    assert _changed("cvpt", "ucf101", "paper_ssl") == {}  # Table 1's SSL row

@@ -25,6 +25,7 @@ from methods.cvpt import (
     paper,
     sinusoid_table,
     tiny,
+    videomae_pretraining,
 )
 from methods.registry import create_method, get_method
 from methods.weights import WeightsError
@@ -314,6 +315,40 @@ def test_original_videomae_formats_load(tmp_path: Path) -> None:
     torch.save(shallow.state_dict(), tmp_path / "shallow.pth")
     with pytest.raises(WeightsError, match="pretrained"):
         load_videomae(target, str(tmp_path / "shallow.pth"), "pretrained")
+
+
+def test_the_sl_and_ssl_rows_take_their_own_checkpoint(tmp_path: Path) -> None:
+    """CVPT's SL and SSL rows differ only in the VideoMAE checkpoint: the preset names the
+    one it expects (``pretraining``) and loading refuses the other, told apart by its keys."""
+    cfg = small_config()
+    overrides = CVPT.pretrained_fixture(cfg, tmp_path)  # fine-tuned: it has a head
+    fine_tuned = torch.load(overrides["pretrained"], weights_only=True)["module"]
+    assert videomae_pretraining(fine_tuned) == "supervised"
+    pretrain = {f"encoder.{k}": v for k, v in fine_tuned.items() if not k.startswith("head.")}
+    pretrain["decoder.head.weight"] = torch.zeros(3, 3)
+    assert videomae_pretraining(pretrain) == "self-supervised"
+    assert videomae_pretraining({"classifier.weight": torch.zeros(1)}) == "supervised"  # HF
+    assert videomae_pretraining({"encoder_to_decoder.weight": torch.zeros(1)}) == (
+        "self-supervised"  # Hugging Face's VideoMAEForPreTraining
+    )
+    bare = {k: v for k, v in fine_tuned.items() if not k.startswith("head.")}
+    assert videomae_pretraining(bare) is None
+
+    model = CVPT(replace(cfg, **overrides), num_classes=3, class_names=["a", "b", "c"])
+    assert model.pretrained[0]["pretraining"] == "supervised"
+    with pytest.raises(WeightsError, match="expects the self-supervised one.*paper_ssl"):
+        CVPT(replace(cfg, **overrides, pretraining="self-supervised"), 3, ["a", "b", "c"])
+    torch.save({"model": bare}, tmp_path / "bare.pth")
+    for pretraining in ("supervised", "self-supervised"):
+        chosen = replace(cfg, pretrained=str(tmp_path / "bare.pth"), pretraining=pretraining)
+        record = CVPT(chosen, 3, ["a", "b", "c"]).pretrained[0]
+        assert record["pretraining"] == "not told apart by its keys"
+    # the presets: paper (SL, Table 1 row 25), paper_ssl (SSL: Table 1 row 24, Table 2)
+    entry = get_method("cvpt")
+    assert entry.make_config("paper").pretraining == "supervised"
+    ssl = entry.make_config("paper_ssl")
+    assert ssl == replace(entry.make_config("paper"), pretraining="self-supervised")
+    assert "paper_ssl" not in entry.readings  # another row of the paper, not a reading
 
 
 # --------------------------------------------------------------------------- paper counts

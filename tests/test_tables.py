@@ -1094,3 +1094,40 @@ def test_the_synthetic_panel_draws_one_point_per_method_and_preset(tmp_path: Pat
     shown = synthetic_accuracy(inputs, "stm")
     assert len(ours) == 1 and shown is not None
     assert ours[0].top1 == pytest.approx(100 * shown[1].top1)
+
+
+def test_cvpt_ssl_runs_sit_under_the_ssl_rows_and_vit_l_rows_stay_empty(tmp_path: Path):
+    """paper_ssl's cost record compares against Table 1 row 24 and Table 2 row 14 (the SSL
+    ViT-B rows): its runs land there; the paper preset (SL) keeps Table 1 row 25 and gets
+    no row in Table 2, whose other own row is ViT-L."""
+    runs, out = tmp_path / "runs", tmp_path / "tables"
+    write(runs, "cost-cvpt-paper.json", cvpt_cost())
+    ssl = cvpt_cost("paper_ssl")
+    ssl["comparison"] = [
+        {**c, "source": source}
+        for source in ("cvpt.txt Table 1 row 24", "cvpt.txt Table 2 row 14")
+        for c in cvpt_cost()["comparison"]
+    ]
+    write(runs, "cost-cvpt-paper_ssl.json", ssl)
+    write(runs, "cvpt-sl.json", protocol_record("cvpt", top1=0.95))
+    write(runs, "cvpt-ssl.json", protocol_record("cvpt", preset="paper_ssl", top1=0.89))
+    write(runs, "cvpt-ssv2.json", protocol_record("cvpt", preset="paper_ssl", dataset="ssv2"))
+    render_all(runs, REPORTED, out)
+
+    rows = read_csv(out / "main.csv")
+
+    def under(block: str, method: str) -> dict[str, str]:
+        names = [r["Method"] for r in rows if r["Block"] == block]
+        at = [i for i, r in enumerate(rows) if r["Block"] == block][0]
+        return rows[at + names.index(method) + 1]
+
+    ssl_row = under("CVPT Table 1", "CVPT (Ours) (ViT-B SSL)")
+    assert ssl_row["Method"] == "cvpt (cvbench, paper_ssl preset)"
+    assert ssl_row["UCF101"] == "89.0 (split 1 only)" and "cvpt-ssl.json" in ssl_row["Sources"]
+    sl_row = under("CVPT Table 1", "CVPT (Ours) (ViT-B SL)")
+    assert sl_row["Method"] == "cvpt (cvbench, paper preset)" and sl_row["UCF101"].startswith(
+        "95.0"
+    )
+    table2 = [r for r in rows if r["Block"] == "CVPT Table 2" and r["Kind"] != "reported"]
+    assert [r["Method"] for r in table2] == ["cvpt (cvbench, paper_ssl preset)", "ours - reported"]
+    assert table2[0]["SSv2"] == "90.0"

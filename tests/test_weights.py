@@ -208,8 +208,11 @@ def test_videomae_files_with_their_args_namespace(kind: str, tmp_path: Path) -> 
     path = tmp_path / "checkpoint.pth"
     torch.save({"model": state, "args": args, "epoch": 1599}, path)
     assert read_checkpoint(path).layout == "videomae"
-    model = CVPT(dataclasses.replace(config, pretrained=str(path)), 3, CLASSES)
+    pretraining = "self-supervised" if kind == "pretrain" else "supervised"
+    chosen = dataclasses.replace(config, pretrained=str(path), pretraining=pretraining)
+    model = CVPT(chosen, 3, CLASSES)
     assert model.pretrained[0]["layout"] == "videomae"
+    assert model.pretrained[0]["pretraining"] in (pretraining, "not told apart by its keys")
     assert_loaded(model.net.backbone, source)
 
 

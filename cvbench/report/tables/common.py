@@ -134,10 +134,31 @@ def _views_product(text: str | None) -> int | None:
     return math.prod(numbers) if numbers else None
 
 
+def variant_rows(inputs: Inputs, info: TableInfo) -> dict[int, str]:
+    """Row number -> the paper variant preset (``paper_l``, ``paper_3clip``: a ``paper_*``
+    preset that is not a reading) of the paper's own method whose cost record compares
+    against that row of this table."""
+    own = PAPER_METHOD.get(info.paper)
+    readings = inputs.readings.get(own or "", {})
+    found: dict[int, str] = {}
+    for (method, preset), record in sorted(inputs.costs.items()):
+        if method != own or not preset.startswith("paper_") or preset in readings:
+            continue
+        for entry in record["comparison"]:
+            named = parse_source(entry["source"])
+            if named is not None and named[:2] == (info.paper, info.table):
+                found.setdefault(int(named[2]), preset)
+    return found
+
+
 def anchor_row(
     inputs: Inputs, info: TableInfo, rows: Sequence[ReportedRow]
 ) -> tuple[ReportedRow | None, str]:
-    """The paper's own row our reproduced row goes under, and why it was chosen.
+    """The paper's own row our ``paper`` preset's reproduced row goes under, and why it was
+    chosen; never a row a paper variant's cost record compares against (that row is the
+    variant's, :func:`variant_rows`) nor a row of another backbone than the rows the paper
+    preset's cost record compares against in the same paper (CVPT's ViT-L rows); None when
+    no own row is left.
 
     1. a row that a comparison entry of the method's paper-preset cost record names;
     2. else the own row that best matches the cost record's sampling (frames per view equal
@@ -145,10 +166,25 @@ def anchor_row(
     3. else the first own row in printed order.
     """
     own = PAPER_METHOD.get(info.paper)
-    candidates = [r for r in rows if own is not None and r.our_method == own]
+    claimed = variant_rows(inputs, info)  # rows a paper variant (paper_l, paper_ssl) reproduces
+    candidates = [
+        r for r in rows if own is not None and r.our_method == own and r.source.row not in claimed
+    ]
+    cost = inputs.cost(own) if own is not None else None
+    if cost is not None:
+        # the backbone of the rows the paper preset is compared with elsewhere in its paper:
+        # another backbone's row (CVPT's ViT-L) is not the paper preset's
+        backbones = set()
+        for entry in cost["comparison"]:
+            named = parse_source(entry["source"])
+            if named is not None and named[0] == info.paper:
+                compared = inputs.reported.rows_in(named[0], named[1])
+                backbones |= {r.backbone for r in compared if r.source.row == named[2]}
+        backbones.discard(None)
+        if backbones:
+            candidates = [r for r in candidates if r.backbone in (None, *backbones)]
     if not candidates:
         return None, ""
-    cost = inputs.cost(own)
     if cost is not None:
         for entry in cost["comparison"]:
             named = parse_source(entry["source"])

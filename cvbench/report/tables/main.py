@@ -40,6 +40,7 @@ from cvbench.report.tables.common import (
     reported_source,
     reproduced_cost,
     source_files,
+    variant_rows,
     verdict,
     weights_cell,
 )
@@ -62,7 +63,7 @@ def _main_block(inputs: Inputs, info: TableInfo) -> Block:
     rows = sorted(inputs.reported.rows_in(info.paper, info.table), key=row_key)
     datasets = block_datasets(rows)
     anchor, why = anchor_row(inputs, info, rows)
-    variants = _variant_presets(inputs, info)
+    variants = variant_rows(inputs, info)
     cells: list[list[str]] = []
     sources: list[str] = []
     notes = [f"Caption: {info.caption}"] if info.caption else []
@@ -99,23 +100,6 @@ def _main_block(inputs: Inputs, info: TableInfo) -> Block:
     columns = [*BASE_COLUMNS, *(dataset_name(d) for d in datasets)]
     frame = pd.DataFrame(cells, columns=columns, dtype=object)
     return Block(f"{PAPER_NAMES[info.paper]} {info.table}", frame, sources, notes)
-
-
-def _variant_presets(inputs: Inputs, info: TableInfo) -> dict[int, str]:
-    """Row number -> the paper variant preset (``paper_l``, ``paper_3clip``: a ``paper_*``
-    preset that is not a reading) of the paper's own method whose cost record compares
-    against that row of this table."""
-    own = PAPER_METHOD.get(info.paper)
-    readings = inputs.readings.get(own or "", {})
-    found: dict[int, str] = {}
-    for (method, preset), record in sorted(inputs.costs.items()):
-        if method != own or not preset.startswith("paper_") or preset in readings:
-            continue
-        for entry in record["comparison"]:
-            named = parse_source(entry["source"])
-            if named is not None and named[:2] == (info.paper, info.table):
-                found.setdefault(int(named[2]), preset)
-    return found
 
 
 def _variant_main(
