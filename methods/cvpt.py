@@ -585,6 +585,20 @@ class CVPT(BaseMethod):
         """VideoMAE's names (any of its formats) -> ours, as loading does."""
         return videomae_state_dict(loaded.state)[0]
 
+    def weight_conflicts(
+        self, option: str, target: nn.Module, state: dict[str, torch.Tensor], loaded: Loaded
+    ) -> list[str]:
+        """A VideoMAE checkpoint of the other starting point than the config's
+        ``pretraining`` (a run at preset paper refuses the pre-training checkpoint, one at
+        paper_ssl the fine-tuned one)."""
+        kind, expected = videomae_pretraining(loaded.state), self.config.pretraining
+        if option != "pretrained" or kind is None or kind == expected:
+            return []
+        return [
+            f"pretrained: VideoMAE's {kind} checkpoint, the preset expects the {expected} one "
+            f"(--preset {'paper_ssl' if kind == SELF_SUPERVISED else 'paper'})"
+        ]
+
     @classmethod
     def pretrained_fixture(cls, config: CVPTConfig, directory: Path) -> dict[str, str]:
         """Write a backbone checkpoint in the original VideoMAE format; the overrides that load it."""

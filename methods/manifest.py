@@ -115,7 +115,7 @@ def check_checkpoint(method: nn.Module, name: str, option: str, path: str) -> di
     ``none``, on the meta device or not; a target whose shape a run reads from ``path``
     is built from it, see :func:`target_module`): matched / missing / unexpected /
     shape-mismatched keys per module, without loading anything; ``conflicts``: what else
-    a run would refuse (the method's ``weight_conflicts(option, target, state)``)."""
+    a run would refuse (the method's ``weight_conflicts(option, target, state, loaded)``)."""
     checkpoints = checkpoints_of(name, option)
     resolved = resolve(path, option)
     if resolved is None:
@@ -134,6 +134,6 @@ def check_checkpoint(method: nn.Module, name: str, option: str, path: str) -> di
         "target": type(target).__name__,
         "expected_layouts": expected,
         "extra_parts": sorted(loaded.extra),
-        "conflicts": hook(option, target, state) if hook is not None else [],
+        "conflicts": hook(option, target, state, loaded) if hook is not None else [],
         **report.as_dict(),
     }

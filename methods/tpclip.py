@@ -937,11 +937,11 @@ class TemporalPromptCLIPMethod(BaseMethod):
             return ChineseTextBranch(config, (), load=False)
 
     def weight_conflicts(
-        self, option: str, target: nn.Module, state: dict[str, torch.Tensor]
+        self, option: str, target: nn.Module, state: dict[str, torch.Tensor], loaded: Loaded
     ) -> list[str]:
         """What a run would refuse besides missing, unexpected or misshapen keys, given the
-        ``target`` and the converted ``state`` (``pretrained_cn``: no text projection in
-        the file, :meth:`ChineseTextBranch.conflicts`)."""
+        ``target``, the converted ``state`` and the file as read (``pretrained_cn``: no text
+        projection in the file, :meth:`ChineseTextBranch.conflicts`)."""
         if option != "pretrained_cn" or not isinstance(target, ChineseTextBranch):
             return []
         found = [] if "projection.weight" in state else ["pretrained_cn: no text_projection.weight"]

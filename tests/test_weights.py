@@ -377,6 +377,32 @@ def test_check_reports_matches_on_the_meta_device(tmp_path: Path, capsys) -> Non
     assert report["matched"] > 0 and not report["missing"]
 
 
+def test_check_names_cvpts_other_starting_point(tmp_path: Path, capsys) -> None:
+    """A VideoMAE pre-training checkpoint fits CVPT's backbone key for key, but the paper
+    preset (SL) expects the fine-tuned one: the check says a run would refuse it."""
+    config = get_method("cvpt").make_config("tiny")
+    fine_tuned = torch.load(
+        CVPT.pretrained_fixture(config, tmp_path)["pretrained"], weights_only=True
+    )["module"]
+    pretrain = {f"encoder.{k}": v for k, v in fine_tuned.items() if not k.startswith("fc_norm")}
+    pretrain = {k: v for k, v in pretrain.items() if not k.startswith("encoder.head")}
+    pretrain["encoder.norm.weight"] = fine_tuned["fc_norm.weight"]
+    pretrain["encoder.norm.bias"] = fine_tuned["fc_norm.bias"]
+    pretrain["decoder.norm.weight"] = torch.ones(4)
+    reports = []
+    for state in (pretrain, fine_tuned):
+        path = _save(state, tmp_path)
+        assert main(["weights", "check", "--method", "cvpt", "--option", "pretrained", path,
+                     "--preset", "tiny", "--json"]) == 0  # fmt: skip
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0]["conflicts"] == [
+        "pretrained: VideoMAE's self-supervised checkpoint, the preset expects the supervised "
+        "one (--preset paper_ssl)"
+    ]
+    assert not reports[0]["missing"] and not reports[0]["mismatched"]  # it fits key for key
+    assert reports[1]["conflicts"] == []
+
+
 def test_check_and_list_on_the_command_line(tmp_path: Path, capsys) -> None:
     model = build("stm")
     state = check_checkpoint(model, "stm", "pretrained", _save(model.net.state_dict(), tmp_path))
