@@ -35,10 +35,11 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("synthetic")
 
 
-def _tiny_specs() -> dict[str, DataSpec]:
-    """Every distinct data spec of the registered methods' tiny presets (readings' too),
-    named by its first user; and two grayscale specs no preset has: grayscale on every
-    training clip of tpclip's reading, and on I-frames (a picture beside MVs/residuals)."""
+def _preset_specs(prefix: str = "tiny") -> dict[str, DataSpec]:
+    """Every distinct data spec of the registered methods' presets named ``prefix*`` (the
+    readings' too), named by its first user; and two grayscale specs no preset has:
+    grayscale on every training clip of tpclip's reading, and on I-frames (a picture
+    beside MVs and residuals)."""
     import methods  # noqa: F401  (registers the methods)
     from cvbench.loader_throughput import method_spec
     from methods.registry import get_method, list_methods
@@ -46,27 +47,29 @@ def _tiny_specs() -> dict[str, DataSpec]:
     specs: dict[str, DataSpec] = {}
     for name in list_methods():
         for preset in get_method(name).presets:
-            if preset.startswith("tiny"):
+            if preset.startswith(prefix):
                 spec = method_spec(name, preset, num_classes=3)
                 if spec not in specs.values():
                     specs[f"{name}-{preset}"] = spec
     gray = [s for s in specs.values() if s.grayscale_p > 0]
     assert gray, "tpclip's tiny_rrc_gray reading draws grayscale clips"
     specs["always-gray"] = replace(gray[0], grayscale_p=1.0)
-    specs["coviar-gray"] = replace(specs["coviar-tiny"], grayscale_p=0.5)
+    specs["coviar-gray"] = replace(specs[f"coviar-{prefix}"], grayscale_p=0.5)
     return specs
 
 
-SPECS = _tiny_specs()
+SPECS = _preset_specs("tiny")
 
 
-def _module(root: Path, spec: DataSpec, transport: str, **kwargs) -> CompressedVideoDataModule:
+def _module(
+    root: Path, spec: DataSpec, transport: str, options: dict = OPTIONS, **kwargs
+) -> CompressedVideoDataModule:
     dm = CompressedVideoDataModule(
         spec,
         dataset="synthetic",
         root=root,
         batch_size=3,
-        dataset_options=OPTIONS,
+        dataset_options=options,
         progress=False,
         check=False,
         seed=3,
@@ -217,6 +220,23 @@ def test_uint8_batches_finished_by_the_hook_equal_float32_batches(
         assert spec.grayscale_p == 1 or not all(flags)
     else:
         assert flags == []  # no flag travels for a spec without grayscale
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_preset_specs("paper")))
+def test_paper_specs_uint8_batches_equal_float32(
+    tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    """The paper presets' specs (224 px, their full position counts and test views) on
+    paper-shaped videos (340x256, 96 frames)."""
+    spec = _preset_specs("paper")[name]
+    root = tmp_path_factory.getbasetemp() / "synthetic-paper"
+    options = {"num_classes": 3, "videos_per_class": 2, "frames": 96, "size": [256, 340]}
+    a = _module(root, spec, "float32", options)
+    b = _module(root, spec, "uint8", options)
+    for x, y in _pairs(a, b, epochs=3):
+        x, y = a.on_after_batch_transfer(x, 0), b.on_after_batch_transfer(y, 0)
+        assert set(x) == set(y) and all(torch.equal(x[k], y[k]) for k in x), name
 
 
 def test_uint8_batches_from_worker_processes_equal_float32(synthetic_root: Path) -> None:
