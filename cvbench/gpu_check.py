@@ -26,7 +26,10 @@ is given) at the method's crop size (224 px for the paper presets):
   autocast (kept in this record).
 * **Loader.** Videos/s of the real training DataLoader with 1..cores workers for the
   method's data spec (:mod:`cvbench.loader_throughput`), on a paper-shaped synthetic
-  dataset (340x256), and the workers needed to feed the measured training rate.
+  dataset (340x256), in one transport (``uint8`` by default, what GPU runs use; the
+  record's ``transport``), and the workers needed to feed the measured training rate;
+  the transport ceiling of both transports; and whether a uint8 batch finished on the
+  device equals the float32 batch moved there, bit for bit (``transport_equal``).
 
 Records (``kind: gpu_check``, one per method and device) go to ``results/gpu/``; the
 timing records to ``results/runs/`` (``timing-<method>-<preset>-<device>.json``, which
@@ -60,9 +63,10 @@ from cvbench.method_bench import (
     record_path,
 )
 from cvbench.provenance import provenance, write_json_atomic
-from datamodules.contract import DataSpec
+from datamodules.contract import GRAYSCALE, DataSpec, Transport
 from datamodules.datamodule import CompressedVideoDataset, collate
 from datamodules.datasets import VideoItem
+from datamodules.transforms import finish_batch
 
 GPU_DIR = Path("results") / "gpu"
 PIXEL_MODEL = "tpclip"  # the network the pixel-domain reference pipeline runs
@@ -95,17 +99,20 @@ def training_batch(
     distinct: int = 8,
     num_classes: int = NUM_CLASSES,
     seed: int = 0,
+    compact: bool = False,
 ) -> dict[str, torch.Tensor]:
     """A training batch of ``spec`` read from ``video`` by the datamodule's own dataset.
 
     ``min(distinct, batch_size)`` samples are drawn (each with its own positions, crop and
     flip), collated, and tiled to ``batch_size`` rows; labels cycle over the classes.
+    ``compact``: as the uint8 transport's workers send it (unfinished; see
+    ``datamodules.transforms.finish_batch``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     count = min(distinct, batch_size)
     items = [VideoItem(Path(video), i % num_classes, f"bench/{i}") for i in range(count)]
-    data = CompressedVideoDataset(items, spec, train=True, seed=seed)
+    data = CompressedVideoDataset(items, spec, train=True, seed=seed, compact=compact)
     samples = [data[(i, 0)] for i in range(count)]
     if any(s is None for s in samples):
         raise RuntimeError(f"{video}: a training sample could not be read")
@@ -503,15 +510,20 @@ def check_loaders(
     rates: dict[str, float] | None = None,
     pin_memory: bool = False,
     video: str | os.PathLike | None = None,
+    transport: str = Transport.UINT8,
+    device: torch.device | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Loader throughput of each method's data spec for each worker count.
+    """Loader throughput of each method's data spec for each worker count, in ``transport``.
 
     Methods sharing a data spec share one measurement. ``rates``: training videos/s per
     method (the GPU's appetite), for the workers needed. With ``video``, each spec's
-    *transport ceiling* too: one training sample of it (read from ``video``) moved by a
-    DataLoader that decodes nothing, at 1 and at the most workers, pinned and not
-    (:func:`~cvbench.loader_throughput.transport_throughput`).
+    *transport ceiling* too, for both transports: one training sample of it (read from
+    ``video``, as the transport's workers send it) moved by a DataLoader that decodes
+    nothing, at 1 and at the most workers, pinned and not
+    (:func:`~cvbench.loader_throughput.transport_throughput`); and with ``device`` as
+    well, ``transport_equal``: whether a uint8 batch of it finished on ``device`` equals
+    the float32 batch moved there, per modality.
     """
     from cvbench.loader_throughput import (
         loader_throughput,
@@ -525,6 +537,7 @@ def check_loaders(
         "workers": list(workers),
         "batch_size": batch_size,
         "pin_memory": pin_memory,
+        "transport": Transport(transport).value,
         "dataset": "synthetic",
         "dataset_options": dataset_options,
         "specs": {},
@@ -552,6 +565,7 @@ def check_loaders(
                         # every worker makes a few batches, so start-up is amortised
                         batches=max(6, 3 * count),
                         pin_memory=pin_memory,
+                        transport=transport,
                     )
                 )
             base = done[key][0]["videos_per_s"] if done[key] else 0.0
@@ -560,22 +574,29 @@ def check_loaders(
             out["specs"][key] = done[key]
             if video is not None and time.perf_counter() <= deadline:
                 log(f"loader: {name}'s data spec, transport ceiling")
-                sample = {
-                    k: v[0]
-                    for k, v in training_batch(spec, video, 1).items()
-                    if k in {m.value for m in spec.modalities}
-                }
-                out.setdefault("transport", {})[key] = [
-                    transport_throughput(
-                        sample,
-                        workers=count,
-                        batch_size=batch_size,
-                        batches=max(6, 3 * count),
-                        pin_memory=pin,
+                keys = {m.value for m in spec.modalities} | {GRAYSCALE}
+                rows = out.setdefault("transport_ceiling", {}).setdefault(key, [])
+                for kind in Transport:
+                    batch = training_batch(spec, video, 1, compact=kind == Transport.UINT8)
+                    sample = {k: v[0] for k, v in batch.items() if k in keys}
+                    rows += [
+                        {
+                            "transport": kind.value,
+                            **transport_throughput(
+                                sample,
+                                workers=count,
+                                batch_size=batch_size,
+                                batches=max(6, 3 * count),
+                                pin_memory=pin,
+                            ),
+                        }
+                        for count in sorted({min(workers), max(workers)})
+                        for pin in (False, True)
+                    ]
+                if device is not None:
+                    out.setdefault("transport_equal", {})[key] = transport_equal(
+                        spec, video, device
                     )
-                    for count in sorted({min(workers), max(workers)})
-                    for pin in (False, True)
-                ]
         entry: dict[str, Any] = {"spec": key}
         rate = (rates or {}).get(name)
         if rate is not None:
@@ -583,6 +604,23 @@ def check_loaders(
             entry["workers_needed"] = workers_needed(done[key], rate) if done[key] else None
         out["methods"][name] = entry
     return out
+
+
+def transport_equal(
+    spec: DataSpec, video: str | os.PathLike, device: torch.device, batch_size: int = 4
+) -> dict[str, bool]:
+    """Per modality: whether a training batch of ``spec`` sent in the uint8 transport and
+    finished on ``device`` (``finish_batch``, as the datamodule's hook does after the
+    transfer) equals the float32 transport's batch moved to ``device``, bit for bit."""
+    full = training_batch(spec, video, batch_size)
+    compact = training_batch(spec, video, batch_size, compact=True)
+    compact = {k: v.to(device) for k, v in compact.items()}
+    grayscale = compact.pop(GRAYSCALE, None)
+    finished = finish_batch(compact, spec.normalization, grayscale)
+    return {
+        m.value: bool(torch.equal(finished[m.value], full[m.value].to(device)))
+        for m in spec.modalities
+    }
 
 
 # --------------------------------------------------------------------------- all
@@ -612,6 +650,7 @@ def run_gpu_check(
     stages: Sequence[str] = ("train", "inference", "loader"),
     loader_batch: int = 8,
     loader_dataset: dict[str, Any] | None = None,
+    loader_transport: str = Transport.UINT8,
     out_dir: str | os.PathLike | None = None,
     runs_dir: str | os.PathLike | None = None,
     budget_s: float = 480.0,
@@ -685,6 +724,8 @@ def run_gpu_check(
                 rates=rates,
                 pin_memory=device.type == "cuda",
                 video=video,
+                transport=loader_transport,
+                device=device,
                 log=log,
             )
         except Exception as exc:  # noqa: BLE001

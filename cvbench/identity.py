@@ -18,6 +18,12 @@ of :func:`run_identity` is equal:
 - ``precision``, ``devices``, ``num_nodes``, ``global_batch``, ``device_batch``,
   ``accumulation``.
 
+Left out, because they change how a run loads its data, not its numbers: loader workers,
+pinned memory, the prefetch depth and the transport (``float32`` or ``uint8``: the uint8
+batches are finished on the device by the same float32 operations, to the same values,
+``datamodules.transforms.finish_batch``). A run resumed with another transport continues
+the same run.
+
 :func:`changed_settings` says what a run changed relative to its recipe (the method's
 preset, or the paper variant or reading of it the run chose, and
 ``configs/<method>/<dataset>.yaml``; a run at ``paper_X`` with nothing else changed changes

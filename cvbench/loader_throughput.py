@@ -16,6 +16,15 @@ over several epochs, the training order re-seeded per epoch as Lightning does
 costs what it costs a run. Batches are not moved to a device; ``pin_memory`` pins them
 (the copy a GPU run makes in the loader's pin thread).
 
+``transport``: the datamodule's (``float32``, or ``uint8``: pictures and residuals leave
+the workers as uint8 and a run finishes them on its device, after the transfer; that
+finishing is not timed here, it is the device's work). ``mb_per_video`` is what one
+sample of the first batch weighs as it leaves the workers (every tensor of the batch,
+labels and flags included, over its samples), ``mb_per_s`` that times ``videos_per_s``.
+With ``ceiling``, the same loader's *transport ceiling* too
+(:func:`transport_throughput`: the first sample, as the workers send it, moved by a
+DataLoader with the same workers, batch size and pinning that decodes nothing).
+
 Per-method specs come from :func:`method_spec` (the method built on the meta device, no
 weights). :func:`sweep` runs :func:`loader_throughput` for several worker counts and
 :func:`workers_needed` reads the smallest count that meets a target rate.
@@ -33,7 +42,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from datamodules.contract import DataSpec
+from datamodules.contract import GRAYSCALE, DataSpec, Transport
 from datamodules.datamodule import CompressedVideoDataModule
 from datamodules.sampling import PAPER_SAMPLINGS
 
@@ -80,6 +89,23 @@ def _samples(batch: dict) -> int:
     return len(batch["label"]) if "label" in batch else 0  # {}: every sample was unreadable
 
 
+def batch_bytes(batch: dict) -> int:
+    """Bytes of the samples' tensors in a collated batch (what crosses from the workers;
+    the batch's ``skipped`` count left out)."""
+    return sum(
+        v.numel() * v.element_size()
+        for k, v in batch.items()
+        if isinstance(v, torch.Tensor) and k != "skipped"
+    )
+
+
+def first_sample(batch: dict, spec: DataSpec) -> dict[str, torch.Tensor]:
+    """Sample 0 of a collated batch as the workers send it: its modalities (in the uint8
+    transport pictures and residuals as uint8) and the grayscale flag when there is one."""
+    keys = {m.value for m in spec.modalities} | {GRAYSCALE}
+    return {k: v[0].clone() for k, v in batch.items() if k in keys}
+
+
 def loader_throughput(
     spec: DataSpec,
     *,
@@ -96,6 +122,8 @@ def loader_throughput(
     seed: int = 0,
     progress: bool = False,
     prefetch_factor: int | None = None,
+    transport: str = Transport.FLOAT32,
+    ceiling: bool = False,
 ) -> dict[str, Any]:
     """Videos per second of the run's DataLoader for ``spec`` with ``workers`` workers.
 
@@ -104,8 +132,9 @@ def loader_throughput(
     (video, view)). ``cache_dir``: the run's cache (filled by ``prepare_data`` first, not
     timed). ``pin_memory``, ``prefetch_factor``: the datamodule's loader options (None:
     PyTorch's default, 2 batches per worker). ``progress``: bars for generating or caching
-    the dataset and for the timed batches. Returns a JSON-ready dict. Raises ``ValueError`` for workers < 0, batch_size
-    or batches < 1, or an unknown subset.
+    the dataset and for the timed batches. ``transport``, ``ceiling``: see the module
+    docstring. Returns a JSON-ready dict. Raises ``ValueError`` for workers < 0,
+    batch_size or batches < 1, an unknown subset or transport.
     """
     if workers < 0 or batch_size < 1 or batches < 1:
         raise ValueError(
@@ -129,6 +158,7 @@ def loader_throughput(
         test_batch_size=batch_size,
         pin_memory=pin_memory,
         prefetch_factor=prefetch_factor,
+        transport=transport,
     )
     dm.prepare_data()
     dm.setup("fit" if subset == "train" else "test")
@@ -143,6 +173,7 @@ def loader_throughput(
         first = next(it)
         first_batch_s = time.perf_counter() - start
         first_videos = _samples(first)
+        sample_bytes = batch_bytes(first) / max(first_videos, 1)
         videos = 0
         start = time.perf_counter()
         for _ in tqdm(range(batches), desc=f"{workers} worker(s)", disable=not progress):
@@ -151,14 +182,18 @@ def loader_throughput(
     finally:
         it.close()
         del it, loader  # persistent workers end with their iterator
-    return {
+    rate = videos / seconds if seconds > 0 else float("inf")
+    result = {
         "workers": workers,
         "batch_size": batch_size,
         "subset": subset,
+        "transport": dm.transport.value,
         "batches": batches,
         "videos": videos,
         "seconds": seconds,
-        "videos_per_s": videos / seconds if seconds > 0 else float("inf"),
+        "videos_per_s": rate,
+        "mb_per_video": sample_bytes / 1e6,
+        "mb_per_s": rate * sample_bytes / 1e6,
         "first_batch_s": first_batch_s,
         "first_batch_videos": first_videos,
         "epoch_samples": samples_per_epoch,
@@ -180,15 +215,37 @@ def loader_throughput(
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
+    if ceiling and first_videos:
+        result["ceiling"] = transport_throughput(
+            first_sample(first, spec),
+            workers=workers,
+            batch_size=batch_size,
+            batches=batches,
+            pin_memory=pin_memory,
+        )
+    return result
 
 
-def sweep(spec: DataSpec, worker_counts: Sequence[int], **kwargs: Any) -> list[dict[str, Any]]:
-    """:func:`loader_throughput` for each of ``worker_counts`` (in that order), with the
-    other keyword arguments shared; each result gains ``speedup`` over the first count."""
-    results = [loader_throughput(spec, workers=n, **kwargs) for n in worker_counts]
-    base = results[0]["videos_per_s"] if results else 0.0
-    for r in results:
-        r["speedup"] = r["videos_per_s"] / base if base > 0 else None
+def sweep(
+    spec: DataSpec,
+    worker_counts: Sequence[int],
+    transports: Sequence[str] = (Transport.FLOAT32,),
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """:func:`loader_throughput` for each of ``worker_counts`` (in that order) and, within
+    each count, each of ``transports`` (interleaved, so that a change in machine load hits
+    them alike), with the other keyword arguments shared; each result gains ``speedup``
+    over the first count of its transport."""
+    results = [
+        loader_throughput(spec, workers=n, transport=t, **kwargs)
+        for n in worker_counts
+        for t in transports
+    ]
+    for t in transports:
+        mine = [r for r in results if r["transport"] == Transport(t)]
+        base = mine[0]["videos_per_s"] if mine else 0.0
+        for r in mine:
+            r["speedup"] = r["videos_per_s"] / base if base > 0 else None
     return results
 
 

@@ -106,6 +106,7 @@ class RunSpec:
     test_batch_size: int | None = None  # test views per batch (None: batch_size)
     num_workers: int = 0
     pin_memory: bool = False  # page-locked loader batches (GPU runs; when the datamodule takes it)
+    transport: str = "float32"  # loader batches: float32, or uint8 finished on the device
     threads: int | None = None  # torch intra-op threads per process (None: torch's, unchanged)
     logger: str = "csv"  # csv, tensorboard or both (runs/<run id>/logs, .../tensorboard)
     memory_class: str | None = None  # the device_batch entry the batch came from, for the record
@@ -592,6 +593,7 @@ def _train_and_test(spec: RunSpec, callbacks: Sequence[L.Callback]) -> dict[str,
         shots=spec.shots,
         shot_seed=spec.shot_seed,
         test_batch_size=spec.test_batch_size,
+        transport=spec.transport,
         **_loader_options(spec),
     )
     # one checkpoint, last.ckpt, rewritten at every epoch end (save_top_k=0 with
@@ -753,6 +755,8 @@ def _settings(spec: RunSpec, trainer: L.Trainer) -> dict[str, Any]:
         "precision": str(trainer.precision),
         "workers": spec.num_workers,
         "pin_memory": _loader_options(spec).get("pin_memory", False),
+        # how batches left the loader workers; not in the identity: the same numbers
+        "transport": spec.transport,
         "threads": torch.get_num_threads(),
         "logger": spec.logger,
     }
@@ -774,6 +778,7 @@ class EvalSpec:
     overrides: dict[str, Any] = field(default_factory=dict)  # method config overrides
     batch_size: int | None = None  # test views per batch (None: the run's batch size)
     num_workers: int = 0
+    transport: str = "float32"  # loader batches: float32, or uint8 finished on the device
     accelerator: str = "auto"
     devices: str | int = "auto"
     strategy: str = "auto"
@@ -914,6 +919,7 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
         cache_dir=spec.cache_dir,
         dataset_options=options,
         progress=spec.progress,
+        transport=spec.transport,
     )
     # (prepare_data, the cache included, is left to trainer.test: rank 0, once)
     if list(dm.classes) != list(hparams["class_names"]):
@@ -991,6 +997,7 @@ def evaluate_checkpoint(spec: EvalSpec) -> dict[str, Any] | None:
         },
         **_video_counts(dm, results["metrics"]["test_videos"], None),
         "skipped_videos": _skipped_videos(dm),
+        "transport": spec.transport,  # how test batches left the loader workers
         "wall_s": round(time.perf_counter() - started, 2),
         "data": dm.summary(),
         "checkpoint": str(path),

@@ -12,9 +12,12 @@ it that meets the global batch exactly is taken. A device batch the user asks fo
 integer accumulation meets is refused (:class:`SettingsError`) with the nearest options.
 
 Defaults on a GPU accelerator: precision ``bf16-mixed`` (a method's config may ask for
-``gpu_precision``), ``min(8, cores per device)`` loader workers, torch threads = cores /
-local processes. On the CPU everything stays as it was (32-bit, no workers, torch's own
-thread count in one process), so CPU runs keep their numbers bit for bit.
+``gpu_precision``), ``min(8, cores per device)`` loader workers, the ``uint8`` transport
+(pictures and residuals cross from the workers as uint8 and are normalised on the GPU:
+the same float32 values, a quarter of the bytes; ``datamodules.contract.Transport``),
+torch threads = cores / local processes. On the CPU everything stays as it was (32-bit,
+no workers, the float32 transport, torch's own thread count in one process), so CPU runs
+keep their numbers bit for bit.
 
 Everything here is a pure function of its arguments except :func:`detect_machine`, which
 asks torch and the OS; so ``cvbench run --print-config`` and the tests need no GPU.
@@ -30,11 +33,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from datamodules.contract import Transport
 from datamodules.errors import CvbenchError
 
 GPU_PRECISION = "bf16-mixed"  # the default precision on a GPU accelerator
 CPU_PRECISION = "32-true"  # the CPU default: today's numbers bit for bit
 MAX_GPU_WORKERS = 8  # DataLoader workers per device on a GPU, at most
+GPU_TRANSPORT = Transport.UINT8.value  # loader batches on a GPU: uint8, finished on the device
+CPU_TRANSPORT = Transport.FLOAT32.value  # the CPU default: finished in the workers, as always
+TRANSPORTS = tuple(t.value for t in Transport)  # what --transport accepts
 ASSUMED_GPU_MEMORY_GB = 80.0  # per device, when no GPU is visible and none is given
 MEMORY_SLACK = 1.1  # a class named N GB fits a device reporting N / 1.1 GiB (marketing GB)
 CPU_CLASS = "cpu"
@@ -281,6 +288,12 @@ def default_workers(machine: Machine) -> int:
     """min(8, cores per device) on a GPU; 0 on the CPU (loading in the training process,
     as before: CPU runs keep their numbers and their speed on small machines)."""
     return min(MAX_GPU_WORKERS, cores_per_process(machine)) if machine.gpu else 0
+
+
+def default_transport(machine: Machine) -> str:
+    """uint8 on a GPU (the loader's hand-over of float32 batches was what held GPU runs
+    back; the device finishes them to the same values); float32 on the CPU, as before."""
+    return GPU_TRANSPORT if machine.gpu else CPU_TRANSPORT
 
 
 def default_threads(machine: Machine) -> int | None:

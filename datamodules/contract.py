@@ -12,6 +12,16 @@ the GOP that P-frame position ``k`` lies in.
 Multi-view testing puts every view (temporal clip x spatial crop) of a video in the
 batch as its own sample; ``video_index`` and ``view`` tell a method's test step which
 scores to average.
+
+How a batch travels from the loader workers to the device (:class:`Transport`): by
+default every modality leaves the workers finished, as the :class:`Batch` below says. In
+the compact ``uint8`` transport the pictures and residuals leave them as the resized
+uint8 images they are before their float conversion (4x fewer bytes through shared
+memory, pinning and the host-to-device copy), with a per-sample :data:`GRAYSCALE` flag
+when the spec's ``grayscale_p`` can turn pictures to luma; the datamodule's
+``on_after_batch_transfer`` finishes them on the device with the same operations
+(``datamodules.transforms.finish_batch``), so a method sees the same :class:`Batch`,
+bit for bit.
 """
 
 from __future__ import annotations
@@ -55,6 +65,18 @@ BATCH_KEYS: tuple[str, ...] = tuple(Batch.__annotations__)
 # A batch in which no sample could be read is served as ``{EMPTY: True}`` and nothing
 # else (no modality, label or index key); a method skips it (see :func:`is_empty`).
 EMPTY = "empty"
+
+
+# In the uint8 transport, a training batch of a spec with ``grayscale_p > 0`` carries this
+# key, (B,) bool, the samples whose pictures become luma; the datamodule removes it.
+GRAYSCALE = "grayscale"
+
+
+class Transport(StrEnum):
+    """What the loader workers hand over (see the module docstring)."""
+
+    FLOAT32 = "float32"  # finished float32 tensors: the default, what has always been served
+    UINT8 = "uint8"  # pictures and residuals as resized uint8, finished on the device
 
 
 def is_empty(batch: dict) -> bool:

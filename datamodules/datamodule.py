@@ -21,6 +21,15 @@ permutation seeded by (seed, epoch) (:class:`EpochSampler`), and each sample's p
 crop, flip and grayscale decision come from generators seeded by (seed, epoch, video
 index). Nothing is drawn from a global RNG, so a run resumed from a checkpoint at an epoch
 boundary sees the same samples as an uninterrupted one, with any number of loader workers.
+
+Transport (``transport``, :class:`~datamodules.contract.Transport`): ``float32`` (the
+default) serves finished tensors from the workers; ``uint8`` serves pictures and residuals
+as resized uint8 (plus the per-sample grayscale flag when the spec has ``grayscale_p``),
+and :meth:`CompressedVideoDataModule.on_after_batch_transfer` finishes them on the
+device the batch was moved to (``datamodules.transforms.finish_batch``): the same
+numbers, a quarter of the bytes through the workers' shared memory, pinning and the
+host-to-device copy. Code that iterates a loader of a uint8 datamodule itself calls that
+hook on each batch, as Lightning does.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
 from datamodules.cache import CacheCorruptError, VideoCache
-from datamodules.contract import EMPTY, DataSpec, Modality, is_empty
+from datamodules.contract import EMPTY, GRAYSCALE, DataSpec, Modality, Transport, is_empty
 from datamodules.datasets import VideoItem, VideoList, create_dataset
 from datamodules.errors import VideoError
 from datamodules.fewshot import few_shot
@@ -51,6 +60,7 @@ from datamodules.reader import CompressedVideo, Sample
 from datamodules.sampling import SamplePlan, plan_test_views, plan_view
 from datamodules.transforms import (
     apply_view,
+    finish_batch,
     sample_grayscale,
     sample_train_crop,
     test_view_transform,
@@ -183,6 +193,9 @@ class CompressedVideoDataset(Dataset):
 
     A training key is a video index (epoch 0) or ``(video index, epoch)``; the sample's
     random draws come from a generator seeded by ``(seed, epoch, video index)``.
+    ``compact``: samples for the uint8 transport (``apply_view(..., compact=True)``; a
+    training sample of a spec with ``grayscale_p > 0`` carries its decision as
+    ``grayscale``); the random draws are the same.
     """
 
     def __init__(
@@ -194,6 +207,7 @@ class CompressedVideoDataset(Dataset):
         views: int | None = None,
         hflip_labels: tuple[int, ...] | None = None,
         seed: int = 0,
+        compact: bool = False,
     ) -> None:
         """``hflip_labels``: the dataset's label of a mirrored video per class (None: a
         mirror keeps every label); a class whose mirror is not in the dataset (-1) turns
@@ -207,6 +221,7 @@ class CompressedVideoDataset(Dataset):
         self.key = spec_key(spec)
         self.hflip_labels = hflip_labels
         self.flip = spec.flip and not (hflip_labels is not None and -1 in hflip_labels)
+        self.compact = compact
 
     def __len__(self) -> int:
         return len(self.videos) * self.views
@@ -230,12 +245,16 @@ class CompressedVideoDataset(Dataset):
             height, width = next(iter(arrays.values())).shape[1:3]
             box = sample_train_crop(height, width, self.spec, self.flip, rng)
             grayscale = sample_grayscale(self.spec.grayscale_p, rng)  # no draw at p = 0
-            out = apply_view(arrays, box, self.spec.size, self.spec.normalization, grayscale)
+            out = apply_view(
+                arrays, box, self.spec.size, self.spec.normalization, grayscale, self.compact
+            )
+            if self.compact and self.spec.grayscale_p > 0:
+                out[GRAYSCALE] = grayscale  # applied by finish_batch, after the transfer
             if box.flip and self.hflip_labels is not None:
                 label = self.hflip_labels[label]  # e.g. a mirrored left-mover moves right
         else:
             crop = view % self.spec.sampling.test_crops
-            out = test_view_transform(arrays, self.spec, crop)
+            out = test_view_transform(arrays, self.spec, crop, compact=self.compact)
         out["label"] = label
         out["video_index"] = video_index
         out["view"] = view
@@ -336,6 +355,7 @@ class CompressedVideoDataModule(L.LightningDataModule):
         test_batch_size: int | None = None,
         pin_memory: bool = False,
         prefetch_factor: int | None = None,
+        transport: str = Transport.FLOAT32,
     ) -> None:
         """``cache_dir`` None reads every sample from the stream; otherwise the index tier
         and the test samples of ``data_spec`` are extracted there once (``prepare_data``).
@@ -344,7 +364,9 @@ class CompressedVideoDataModule(L.LightningDataModule):
         with ``shot_seed``, default ``seed``); the test list stays whole.
         ``test_batch_size``: test views per batch (default ``batch_size``).
         ``pin_memory``: page-locked batches for faster copies to a GPU; ``prefetch_factor``:
-        batches each worker loads ahead (None: PyTorch's default; ignored without workers)."""
+        batches each worker loads ahead (None: PyTorch's default; ignored without workers).
+        ``transport``: ``float32`` or ``uint8`` (module docstring; ``ValueError`` for
+        another)."""
         super().__init__()
         self.data_spec = data_spec
         self.dataset = dataset
@@ -362,6 +384,10 @@ class CompressedVideoDataModule(L.LightningDataModule):
         self.test_batch_size = test_batch_size or batch_size
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor
+        if transport not in set(Transport):
+            choices = ", ".join(t.value for t in Transport)
+            raise ValueError(f"transport {transport!r}: expected one of {choices}")
+        self.transport = Transport(transport)
         self.lists: dict[str, VideoList] = {}
         self.checks: dict[str, VideoCheck] = {}
         self.skipped = 0  # samples dropped from batches in the main process
@@ -494,6 +520,7 @@ class CompressedVideoDataModule(L.LightningDataModule):
             views,
             self._list(subset).hflip_labels,
             self.seed,
+            compact=self.transport == Transport.UINT8,
         )
         # prefetch_factor only with workers: DataLoader rejects it otherwise
         ahead = {}
@@ -534,7 +561,9 @@ class CompressedVideoDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Count and name the samples dropped, and the empty batches; the batch goes on
-        without ``skipped`` and ``skipped_videos`` (an empty one as ``{"empty": True}``)."""
+        without ``skipped`` and ``skipped_videos`` (an empty one as ``{"empty": True}``).
+        In the uint8 transport, finish the batch where it now lies (``finish_batch``: float
+        conversion, grayscale, normalisation); it goes on without ``grayscale``."""
         skipped = batch.pop("skipped", None)
         if skipped is not None:
             self.skipped += int(skipped)
@@ -546,4 +575,7 @@ class CompressedVideoDataModule(L.LightningDataModule):
         self.skipped_videos += [
             {"file": name, "cause": cause, "subset": subset} for name, cause, subset in named
         ]
+        if self.transport == Transport.UINT8 and not is_empty(batch):
+            grayscale = batch.pop(GRAYSCALE, None)
+            batch = finish_batch(batch, self.data_spec.normalization, grayscale)
         return batch

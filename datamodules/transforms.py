@@ -58,6 +58,20 @@ Choices, all in one place here:
   340x256 videos) do not alias it, and antialiasing would double the MV cost. Bilinear rather
   than nearest: interpolated vectors are the mean motion of the area, and block edges
   move smoothly with sub-pixel crop offsets.
+
+Compact transport (``apply_view(..., compact=True)``, the datamodule's ``transport:
+uint8``): a view is cut in two at the float conversion. The workers do everything up to
+it: pictures and residuals leave as the resized, flipped uint8 images (``(T, C, size,
+size)``, the step before ``_OPS[...].normalise``), MVs leave finished (they are resized
+and scaled in float; float32 either way). The grayscale decision is not applied in the
+worker: the caller carries it as a per-sample flag. :func:`finish_batch` does the rest on
+a collated batch, wherever it lies (the device after the transfer): the same float
+conversion and the same ``_standardise`` multiply-add, and for the flagged samples the
+luma, written as the explicit sum ``(0.299 R + 0.587 G) + 0.114 B`` of elementwise
+float32 operations (:func:`luma_terms`), which equals :func:`luma`'s reduction for every
+one of the 2^24 uint8 colours (checked exhaustively in the tests) and, unlike a reduction,
+has one order of operations on every device. The result equals the float32 transport's
+batch bit for bit.
 """
 
 from __future__ import annotations
@@ -128,9 +142,11 @@ def _mv_in(a: np.ndarray, norm: Normalization) -> torch.Tensor:
 def _standardise(
     x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], divide: float
 ) -> torch.Tensor:
-    """``(x / divide - mean) / std`` per channel as one fused multiply-add."""
-    scale = torch.tensor([1.0 / (divide * s) for s in std]).view(1, -1, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, -1, 1, 1)
+    """``(x / divide - mean) / std`` per channel as one multiply and one add (float32, each
+    rounded once), on ``x``'s device."""
+    scale = torch.tensor([1.0 / (divide * s) for s in std], device=x.device).view(1, -1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)], device=x.device)
+    shift = shift.view(1, -1, 1, 1)
     out = x.to(torch.float32, memory_format=torch.contiguous_format)
     return out.mul_(scale).add_(shift)
 
@@ -155,6 +171,17 @@ def luma(x: torch.Tensor) -> torch.Tensor:  # (T, 3, H, W) RGB -> (T, 3, H, W) f
     return y.repeat(1, 3, 1, 1)
 
 
+def luma_terms(x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) RGB -> (N, 3, H, W) float32
+    """:func:`luma` as explicit elementwise float32 operations, ``(wR R + wG G) + wB B``,
+    on ``x``'s device: the same values as :func:`luma` for uint8 inputs (every colour; see
+    the module docstring) with no device-dependent reduction order."""
+    w = torch.tensor(LUMA_WEIGHTS, device=x.device)  # float32
+    f = x.to(torch.float32)
+    y = f[:, 0:1] * w[0] + f[:, 1:2] * w[1]  # (N, 1, H, W)
+    y = y + f[:, 2:3] * w[2]
+    return y.repeat(1, 3, 1, 1)
+
+
 @dataclass(frozen=True)
 class _ModalityOps:
     channels: int  # C of the raw (T, H, W, C) array
@@ -163,19 +190,29 @@ class _ModalityOps:
     vector_field: bool  # values are (x, y) displacements: flips and resizes act on them
     antialias: bool  # low-pass before downscaling
     picture: bool  # an RGB picture: the grayscale augmentation may replace it by its luma
+    compact: bool  # resized as exact uint8: the compact transport hands it over as such
 
 
-_IMAGE = _ModalityOps(3, _image_in, _image_out, vector_field=False, antialias=True, picture=True)
+_IMAGE = _ModalityOps(
+    3, _image_in, _image_out, vector_field=False, antialias=True, picture=True, compact=True
+)
 _OPS: dict[Modality, _ModalityOps] = {
     Modality.IFRAME: _IMAGE,
     Modality.RGB: _IMAGE,
     Modality.RESIDUAL: _ModalityOps(
-        3, _residual_in, _residual_out, vector_field=False, antialias=True, picture=False
+        3,
+        _residual_in,
+        _residual_out,
+        vector_field=False,
+        antialias=True,
+        picture=False,
+        compact=True,
     ),
     Modality.MV: _ModalityOps(
-        2, _mv_in, _mv_out, vector_field=True, antialias=False, picture=False
+        2, _mv_in, _mv_out, vector_field=True, antialias=False, picture=False, compact=False
     ),
 }
+_MODALITY_VALUES = frozenset(m.value for m in Modality)  # batch keys that are modalities
 
 
 # --------------------------------------------------------------------------- geometry
@@ -204,11 +241,15 @@ def apply_view(
     size: int,
     normalization: Normalization,
     grayscale: bool = False,
+    compact: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Crop ``box`` out of every modality, resize it to ``size`` x ``size``, flip, turn the
     pictures (I-frames, RGB) to luma when ``grayscale``, normalise.
 
-    Returns ``{modality.value: (T, C, size, size) float32}`` for the keys given.
+    Returns ``{modality.value: (T, C, size, size) float32}`` for the keys given. With
+    ``compact``, pictures and residuals stop before their float conversion: ``(T, C,
+    size, size)`` uint8, ``grayscale`` not applied (the caller carries it to
+    :func:`finish_batch`); MVs are finished as always.
     """
     out: dict[str, torch.Tensor] = {}
     sy, sx = size / box.height, size / box.width
@@ -223,6 +264,9 @@ def apply_view(
             )  # (T, C, size, size)
         if box.flip:
             x = x.flip(-1)
+        if compact and ops.compact:
+            out[modality.value] = x  # (T, C, size, size) uint8, as the float path receives it
+            continue
         if ops.vector_field:
             # Displacements scale with the image; a mirror reverses x motion.
             gain = torch.tensor([-sx if box.flip else sx, sy], dtype=x.dtype).view(1, 2, 1, 1)
@@ -230,6 +274,35 @@ def apply_view(
         if grayscale and ops.picture:
             x = luma(x)  # (T, 3, size, size) float32, 0..255
         out[modality.value] = ops.normalise(x, normalization)
+    return out
+
+
+def finish_batch(
+    batch: Mapping[str, object],
+    normalization: Normalization,
+    grayscale: torch.Tensor | None = None,
+) -> dict[str, object]:
+    """Finish a collated batch of compact views (``apply_view(..., compact=True)``) where
+    it lies: every uint8 picture or residual ``(B, T, C, H, W)`` becomes float32, the
+    pictures of the samples flagged in ``grayscale`` ((B,) bool) their luma, and all of
+    them normalised, as :func:`apply_view` would have done in the worker. Other keys (MVs,
+    already finished; labels, indices) pass unchanged. Returns a new dict."""
+    out = dict(batch)
+    for key, value in batch.items():
+        if key not in _MODALITY_VALUES or not isinstance(value, torch.Tensor):
+            continue
+        ops = _OPS[Modality(key)]
+        if not ops.compact or value.dtype != torch.uint8:
+            continue
+        shape = value.shape  # (B, T, C, H, W)
+        frames = value.reshape(-1, *shape[2:])  # (B*T, C, H, W), the per-frame layout
+        x: torch.Tensor = frames
+        if ops.picture and grayscale is not None:
+            flags = grayscale.to(device=value.device, dtype=torch.bool)
+            flags = flags.repeat_interleave(shape[1]).view(-1, 1, 1, 1)  # (B*T, 1, 1, 1)
+            # a selection, not arithmetic: unflagged frames keep their exact float values
+            x = torch.where(flags, luma_terms(frames), frames.to(torch.float32))
+        out[key] = ops.normalise(x, normalization).view(shape)
     return out
 
 
@@ -357,14 +430,18 @@ def train_transform(
 
 
 def test_view_transform(
-    arrays: Mapping[str | Modality, np.ndarray], spec: DataSpec, crop_index: int
+    arrays: Mapping[str | Modality, np.ndarray],
+    spec: DataSpec,
+    crop_index: int,
+    compact: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Spatial test view ``crop_index`` of ``spec.sampling.test_crops``, deterministic."""
+    """Spatial test view ``crop_index`` of ``spec.sampling.test_crops``, deterministic
+    (``compact``: as :func:`apply_view`'s)."""
     height, width = _frame_size(arrays)
     boxes = spatial_views(height, width, spec.sampling.test_crops)
     if not 0 <= crop_index < len(boxes):
         raise ValueError(f"crop_index {crop_index} outside 0..{len(boxes) - 1}")
-    return apply_view(arrays, boxes[crop_index], spec.size, spec.normalization)
+    return apply_view(arrays, boxes[crop_index], spec.size, spec.normalization, compact=compact)
 
 
 # Its name starts with "test": keep pytest from collecting it where a test module imports it.

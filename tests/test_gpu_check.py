@@ -108,11 +108,18 @@ def test_cpu_end_to_end_writes_the_records(clip: Path, tmp_path: Path, capsys) -
     loader = json.loads(path.read_text())
     (sweep,) = loader["specs"].values()
     assert [r["workers"] for r in sweep] == [0, 1]
-    (transport,) = loader["transport"].values()  # the ceiling: no decoding, 0 and 1 workers
-    assert [(r["workers"], r["pin_memory"]) for r in transport] == [
-        (0, False), (0, True), (1, False), (1, True),
-    ]  # fmt: skip
-    assert all(r["mb_per_s"] > 0 and r["sample_mb"] > 0 for r in transport)
+    assert loader["transport"] == "uint8" and {r["transport"] for r in sweep} == {"uint8"}
+    # the ceiling, both transports: no decoding, 0 and 1 workers
+    (ceiling,) = loader["transport_ceiling"].values()
+    assert [(r["transport"], r["workers"], r["pin_memory"]) for r in ceiling] == [
+        (t, w, p) for t in ("float32", "uint8") for w in (0, 1) for p in (False, True)
+    ]
+    assert all(r["mb_per_s"] > 0 and r["sample_mb"] > 0 for r in ceiling)
+    mb = {r["transport"]: r["sample_mb"] for r in ceiling}
+    assert mb["uint8"] < mb["float32"]  # I-frames and residuals at a quarter, MVs as they were
+    (equal,) = loader["transport_equal"].values()  # finished on the device (the CPU here)
+    assert equal == {"iframe": True, "mv": True, "residual": True}
+    assert "uint8 finished on the device vs float32 (cvpt): equal" in printed
     assert loader["methods"]["cvpt"]["workers_needed"] in (0, 1, None)
 
 

@@ -97,6 +97,13 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--loader-batch", type=int, default=8, help="loader batch size (videos)")
     p.add_argument(
+        "--loader-transport",
+        choices=("float32", "uint8"),
+        default="uint8",
+        help="the transport the loader stage's DataLoaders use (default: uint8, a GPU run's; "
+        "the transport ceiling and the on-device equality check cover both)",
+    )
+    p.add_argument(
         "--loader-dataset-option",
         action="append",
         default=[],
@@ -228,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
                 loader_workers=workers,
                 loader_batch=args.loader_batch,
                 loader_dataset=loader_dataset,
+                loader_transport=args.loader_transport,
                 out_dir=args.out if args.save else None,
                 runs_dir=args.runs if args.save else None,
                 budget_s=args.budget,
@@ -307,16 +315,27 @@ def format_summary(result: dict[str, Any]) -> str:
         users = [m for m, e in loader["methods"].items() if e["spec"] == spec]
         cells = ", ".join(f"{s['workers']}w {s['videos_per_s']:.0f}" for s in sweep)
         lines.append(f"loader ({'/'.join(users)}): videos/s by workers: {cells}")
-    for spec, rows in (loader.get("transport") or {}).items():
+    ceilings = loader.get("transport_ceiling") or loader.get("transport") or {}
+    for spec, rows in ceilings.items():
         users = [m for m, e in loader["methods"].items() if e["spec"] == spec]
-        cells = ", ".join(
-            f"{r['workers']}w{' pinned' if r['pin_memory'] else ''} {r['videos_per_s']:.0f}"
-            for r in rows
+        for kind in dict.fromkeys(r.get("transport", "float32") for r in rows):
+            mine = [r for r in rows if r.get("transport", "float32") == kind]
+            cells = ", ".join(
+                f"{r['workers']}w{' pinned' if r['pin_memory'] else ''} {r['videos_per_s']:.0f}"
+                for r in mine
+            )
+            lines.append(
+                f"transport ceiling {kind} ({'/'.join(users)}, {mine[0]['sample_mb']:.1f} MB a "
+                f"video): videos/s {cells}"
+            )
+    for spec, equal in (loader.get("transport_equal") or {}).items():
+        users = [m for m, e in loader["methods"].items() if e["spec"] == spec]
+        verdict = (
+            "equal"
+            if all(equal.values())
+            else "DIFFERENT: " + ", ".join(k for k, ok in equal.items() if not ok)
         )
-        lines.append(
-            f"transport ceiling ({'/'.join(users)}, {rows[0]['sample_mb']:.1f} MB a video): "
-            f"videos/s {cells}"
-        )
+        lines.append(f"uint8 finished on the device vs float32 ({'/'.join(users)}): {verdict}")
     for note in loader.get("not_measured", []):
         lines.append(f"loader not measured: {note}")
     if loader.get("error"):

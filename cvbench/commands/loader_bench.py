@@ -20,12 +20,18 @@ batches are timed, over several epochs when the dataset is small. With --target-
 (videos/s a GPU consumes, e.g. from a training-step benchmark) it prints the smallest
 worker count that keeps up. The dataset defaults to the synthetic one, generated on first
 use under $CVBENCH_CACHE; ``--dataset-option size=[256,340] --dataset-option frames=96``
-makes it paper-shaped. The measurement rules are in ``cvbench/loader_throughput.py``.
+makes it paper-shaped. ``--transport float32,uint8`` times each transport (how batches
+leave the workers: finished float32, or pictures and residuals as uint8 that a run
+finishes on its device), interleaved per worker count; the table gives MB per video and
+MB/s of what crosses from the workers. ``--ceiling`` adds each loader's transport
+ceiling: one ready sample moved by a DataLoader that decodes nothing. The measurement
+rules are in ``cvbench/loader_throughput.py``.
 
 Example, one command line (a paper-shaped synthetic dataset, every method's paper DataSpec):
 
   cvbench bench loader --workers 1,2 --method all --preset paper
     --dataset-option size=[256,340] --dataset-option frames=96
+    --transport float32,uint8 --ceiling
 """
 
 from __future__ import annotations
@@ -138,6 +144,19 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         help="batches each worker loads ahead (default: PyTorch's, 2)",
     )
     t.add_argument(
+        "--transport",
+        default="float32",
+        metavar="float32|uint8|float32,uint8",
+        help="how batches leave the workers: float32 (finished there, the default) and/or "
+        "uint8 (I-frames, RGB, residuals as uint8, finished on the device by a run)",
+    )
+    t.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also time each loader's transport ceiling: its first sample moved by a "
+        "DataLoader that decodes nothing (same workers, batch, pinning)",
+    )
+    t.add_argument(
         "--target-rate",
         type=float,
         default=None,
@@ -216,6 +235,7 @@ def run_throughput(args: argparse.Namespace) -> int:
     import methods  # noqa: F401  (registers the methods)
     from cvbench.commands import parse_set
     from cvbench.loader_throughput import method_spec, sweep, workers_needed
+    from datamodules.contract import Transport
     from datamodules.datasets import dataset_splits, describe_splits, list_datasets
     from methods.registry import list_methods
 
@@ -231,6 +251,14 @@ def run_throughput(args: argparse.Namespace) -> int:
         return _error("--prefetch-factor must be >= 1")
     if args.target_rate is not None and args.target_rate <= 0:
         return _error("--target-rate must be > 0")
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    known_transports = [t.value for t in Transport]
+    if not transports or set(transports) - set(known_transports):
+        return _error(
+            f"--transport {args.transport!r}: choose from {', '.join(known_transports)} "
+            "(comma-separated)"
+        )
+    transports = list(dict.fromkeys(transports))
     known = list_methods()
     names = known if args.method == "all" else [n.strip() for n in args.method.split(",")]
     unknown = [n for n in names if n not in known]
@@ -255,6 +283,8 @@ def run_throughput(args: argparse.Namespace) -> int:
                 results = sweep(
                     spec,
                     counts,
+                    transports,
+                    ceiling=args.ceiling,
                     dataset=args.dataset,
                     root=args.root,
                     dataset_options=options,
@@ -275,7 +305,12 @@ def run_throughput(args: argparse.Namespace) -> int:
             report: dict[str, Any] = {"method": name, "preset": args.preset, "results": results}
             if args.target_rate is not None:
                 report["target_videos_per_s"] = args.target_rate
-                report["workers_needed"] = workers_needed(results, args.target_rate)
+                needed = {
+                    t: workers_needed([r for r in results if r["transport"] == t], args.target_rate)
+                    for t in transports
+                }
+                report["workers_needed"] = needed[transports[0]]  # the first transport's
+                report["workers_needed_by_transport"] = needed
             reports.append(report)
     if args.json:
         print_json(reports)
@@ -303,14 +338,31 @@ def format_throughput(reports: list[dict[str, Any]]) -> str:
             f"{sampling['name'] or sampling['kind']} x{sampling['num_positions']}, "
             f"{'+'.join(r0['modalities'])}, {r0['size']} px",
         ]
-        rows = [("workers", "videos/s", "speed-up", "first batch s", "load avg")]
+        rows = [
+            (
+                "workers",
+                "transport",
+                "videos/s",
+                "speed-up",
+                "MB/video",
+                "MB/s",
+                "ceiling videos/s",
+                "first batch s",
+                "load avg",
+            )
+        ]
         for r in report["results"]:
             speedup = "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"
+            ceiling = r.get("ceiling") or {}
             rows.append(
                 (
                     str(r["workers"]),
+                    r.get("transport", "float32"),
                     f"{r['videos_per_s']:.1f}",
                     speedup,
+                    f"{r['mb_per_video']:.2f}" if "mb_per_video" in r else "-",
+                    f"{r['mb_per_s']:.0f}" if "mb_per_s" in r else "-",
+                    f"{ceiling['videos_per_s']:.0f}" if ceiling.get("videos_per_s") else "-",
                     f"{r['first_batch_s']:.2f}",
                     f"{r['load_average']:.1f}",
                 )
@@ -319,20 +371,23 @@ def format_throughput(reports: list[dict[str, Any]]) -> str:
         for row in rows:
             cells = (v.rjust(w) for v, w in zip(row, widths, strict=True))
             lines.append("  " + "  ".join(cells))
-        if "workers_needed" in report:
+        by_transport = report.get("workers_needed_by_transport") or {}
+        for transport, needed in by_transport.items():
             target = report["target_videos_per_s"]
-            needed = report["workers_needed"]
-            best = max(r["videos_per_s"] for r in report["results"])
+            best = max(r["videos_per_s"] for r in report["results"] if r["transport"] == transport)
+            which = f" ({transport})" if len(by_transport) > 1 else ""
             lines.append(
-                f"  workers needed for {target:g} videos/s: {needed}"
+                f"  workers needed for {target:g} videos/s{which}: {needed}"
                 if needed is not None
-                else f"  workers needed for {target:g} videos/s: more than measured "
+                else f"  workers needed for {target:g} videos/s{which}: more than measured "
                 f"(best {best:.1f} videos/s)"
             )
     lines += [
         "",
         "  videos/s = samples in the timed batches / their wall time in the main process;",
-        "  speed-up over the first worker count; load avg = 1-minute load after the count.",
+        "  speed-up over the first worker count of the same transport; MB/video = the",
+        "  batch's tensors as they leave the workers, per sample; ceiling = the same loader",
+        "  moving one ready sample (no decoding); load avg = 1-minute load after the count.",
     ]
     return "\n".join(lines)
 

@@ -32,9 +32,13 @@ follows the linear rule only with ``--scale-lr``.
 Machine defaults, recorded in the run record with the batch split: on a GPU accelerator
 precision ``bf16-mixed`` (``gpu_precision`` in a method's config when its numerics need
 another, with the reason), ``min(8, cores per device)`` DataLoader workers with pinned
-memory, and torch threads = cores / local processes; on the CPU 32-bit, no workers and
-torch's own thread count in one process (cores / processes under DDP), so CPU runs keep
-their numbers. ``--precision``, ``--workers`` and ``--threads`` override them.
+memory, the ``uint8`` transport (I-frames, RGB frames and residuals leave the workers as
+uint8 and are normalised on the GPU, the same float32 values as the ``float32``
+transport's, a quarter of the bytes; the record's ``transport`` says which, the run id
+does not change) and torch threads = cores / local processes; on the CPU 32-bit, no
+workers, the float32 transport and torch's own thread count in one process (cores /
+processes under DDP), so CPU runs keep their numbers. ``--precision``, ``--workers``,
+``--transport`` and ``--threads`` override them.
 ``--print-config`` prints all of it and exits, without data or training (it needs no GPU
 and no dataset). Logs: CSV and TensorBoard (``--logger``), the loss and learning rates
 every step, ``train/videos_per_s`` every epoch.
@@ -115,6 +119,18 @@ def add_device_options(p: argparse.ArgumentParser, num_nodes: bool) -> None:
         "--cache-dir", default=None, help="compressed-video cache directory (default: none)"
     )
     p.add_argument("--output", default=str(RUNS_DIR), help="where the run record is written")
+
+
+def add_transport_option(p: argparse.ArgumentParser) -> None:
+    """``--transport`` (run and test)."""
+    p.add_argument(
+        "--transport",
+        choices=rs.TRANSPORTS,
+        default=None,
+        help="how loader batches leave the workers: float32 (finished there) or uint8 (I-frames, "
+        "RGB and residuals as uint8, normalised on the device after the transfer: the same "
+        "numbers, a quarter of the bytes); default: uint8 on a GPU, float32 on the CPU",
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -215,6 +231,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="DataLoader worker processes per device (default: min(8, cores per device) on a "
         "GPU, with pinned memory; 0 on the CPU)",
     )
+    add_transport_option(p)
     p.add_argument(
         "--threads",
         type=int,
@@ -409,6 +426,7 @@ def resolve_settings(args: argparse.Namespace, method: str) -> RunSettings:
         test_batch_size=settings.test_batch_size,
         num_workers=args.workers if args.workers is not None else rs.default_workers(machine),
         pin_memory=machine.gpu,
+        transport=args.transport or rs.default_transport(machine),
         threads=threads,
         logger=args.logger or rs.default_logger(),
         memory_class=plan.memory_class,
@@ -478,6 +496,7 @@ def describe(settings: RunSettings) -> dict[str, Any]:
         "precision": spec.precision,
         "workers": spec.num_workers,
         "pin_memory": spec.pin_memory,
+        "transport": spec.transport,
         "threads": spec.threads,
         "lr": settings.lr,
         "epochs": spec.epochs,
@@ -510,6 +529,7 @@ def settings_lines(settings: RunSettings) -> list[str]:
         ("", f"({_batch_source(settings)})"),
         ("precision", spec.precision),
         ("workers", workers),
+        ("transport", spec.transport),
         ("threads", str(threads)),
         ("lr", f"{settings.lr:g}"),
         ("epochs", str(spec.epochs)),
@@ -526,8 +546,8 @@ def start_line(settings: RunSettings) -> str:
     threads = spec.threads if spec.threads is not None else "torch's"
     return (
         f"{spec.method}: {settings.plan.describe()}; precision {spec.precision}; "
-        f"workers {spec.num_workers}; threads {threads}; logger {spec.logger}"
-        + "".join(f"; {note}" for note in settings.notes)
+        f"workers {spec.num_workers}; transport {spec.transport}; threads {threads}; "
+        f"logger {spec.logger}" + "".join(f"; {note}" for note in settings.notes)
     )
 
 

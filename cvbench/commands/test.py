@@ -36,6 +36,7 @@ from cvbench.commands import (
 from cvbench.commands.run import (
     LIMIT_HELP,
     add_device_options,
+    add_transport_option,
     parse_devices,
     print_record,
 )
@@ -92,6 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="DataLoader worker processes (default: min(8, cores per device) on a GPU, 0 on "
         "the CPU)",
     )
+    add_transport_option(p)
     add_device_options(p, num_nodes=False)
     p.add_argument(
         "--limit-test-batches",
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_set(args.set),
         batch_size=args.batch_size,
         num_workers=workers,
+        transport=args.transport or rs.default_transport(machine),
         accelerator=args.accelerator,
         devices=parse_devices(args.devices),
         strategy=args.strategy,

@@ -386,6 +386,7 @@ _SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "param_groups": (_of_type(list, "a list"), False),  # the optimiser's groups and lrs
         "wall_s": (_number(0.0), False),
         "data": (_of_type(dict, "an object"), False),
+        "transport": (_choice(("float32", "uint8")), False),  # absent: float32 (older records)
     },
     "cost": {
         **_COMMON,
