@@ -269,3 +269,27 @@ def test_the_committed_gpu_records_load():
     gpu = load_gpu_records(ROOT / "results" / "gpu")
     assert gpu.problems == [], [str(p) for p in gpu.problems]
     assert gpu.checks and gpu.loaders
+
+
+def test_the_loader_note_names_the_transport_and_its_device_check(tmp_path: Path):
+    """A loader record states its transport (records from before the uint8 transport are
+    float32) and, where measured, whether uint8 batches finished on the GPU equal the
+    float32 ones; an unequal modality is named."""
+    runs, gpu = tmp_path / "runs", tmp_path / "gpu"
+    runs.mkdir()
+    write(gpu, "gpu-tcar-paper-nvidia-h200-bf16-mixed.json", gpu_record("tcar"))
+    write(gpu, "loader-old.json", loader_record({"tcar": 100.0}))
+    text = to_markdown(gpu_table(load_inputs(runs, REPORTED, gpu)))
+    assert "Transport: float32 (recorded before the uint8 transport)." in text
+
+    record = loader_record({"tcar": 100.0}, created="2026-12-05T00:00:00+00:00")
+    record["transport"] = "uint8"
+    record["transport_equal"] = {"spec-tcar": {"iframe": True, "mv": True, "residual": True}}
+    write(gpu, "loader-new.json", record)
+    text = to_markdown(gpu_table(load_inputs(runs, REPORTED, gpu)))
+    assert "Transport: uint8. uint8 batches finished on the GPU equal the float32 ones bit " in text
+    assert "yes, for all 1 data specs." in text
+    record["transport_equal"]["spec-tcar"]["residual"] = False
+    write(gpu, "loader-new.json", record)
+    text = to_markdown(gpu_table(load_inputs(runs, REPORTED, gpu)))
+    assert "NO for spec-tcar residual (the GPU default must go back to float32)." in text

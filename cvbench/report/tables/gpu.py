@@ -196,6 +196,21 @@ def _loader_note(loader: Record | None, preset: str, device: str, older: int) ->
         + f", worker counts {', '.join(str(c) for c in counts) or '?'} on "
         + f"{hardware.get('cpu_count', '?')} CPU cores."
     )
+    transport = loader.get("transport") or "float32 (recorded before the uint8 transport)"
+    text += f" Transport: {transport}."
+    equal = loader.get("transport_equal")
+    if isinstance(equal, dict) and equal:
+        unequal = sorted(
+            f"{spec} {modality}"
+            for spec, by_modality in equal.items()
+            for modality, same in (by_modality or {}).items()
+            if same is not True
+        )
+        text += " uint8 batches finished on the GPU equal the float32 ones bit for bit: " + (
+            f"yes, for all {len(equal)} data specs."
+            if not unequal
+            else f"NO for {', '.join(unequal)} (the GPU default must go back to float32)."
+        )
     if loader.get("error"):
         text += f" The loader stage failed: {loader['error']}."
     return text
