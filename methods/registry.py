@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from methods.weights import Checkpoint
 
 
+def reading_tiny(reading: str) -> str:
+    """The CPU-sized counterpart of a reading's preset: ``paper_X`` -> ``tiny_X``."""
+    return "tiny_" + reading.removeprefix("paper_")
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     """What the registry knows of one method."""
@@ -41,9 +46,7 @@ class MethodEntry:
 
     def tiny_counterpart(self, preset: str) -> str:
         """The CPU-sized preset of ``preset``: ``tiny_X`` for a reading ``paper_X``, else tiny."""
-        if preset in self.readings:
-            return "tiny_" + preset.removeprefix("paper_")
-        return "tiny"
+        return reading_tiny(preset) if preset in self.readings else "tiny"
 
     def make_config(
         self, preset: str, overrides: Mapping[str, Any] | None = None, source: str = "overrides"
@@ -82,7 +85,7 @@ def register_method(
             raise ValueError(f"method {name!r}: weight manifest names unknown option {c.option!r}")
     readings = dict(readings or {})
     for preset in readings:
-        tiny = "tiny_" + preset.removeprefix("paper_")
+        tiny = reading_tiny(preset)
         if not preset.startswith("paper_") or preset not in presets or tiny not in presets:
             raise ValueError(
                 f"method {name!r}: reading {preset!r} must be a paper_<reading> preset "

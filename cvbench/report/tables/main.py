@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from cvbench.report.classify import CUSTOM, known_datasets
+from cvbench.report.classify import CUSTOM, get, known_datasets
 from cvbench.report.format import (
     MAIN_DATASETS,
     QUANTITY_NAMES,
@@ -120,15 +120,6 @@ def _variant_main(
     )
     record = inputs.cost(method, preset)
     sources = source_files([*([record] if record else []), *ours.used])
-    runs = "; ".join(
-        f"{dataset_name(d)}: "
-        + (
-            f"{a.label} from {source_files(a.records)}"
-            if (a := ours.accuracies[d]) is not None
-            else "no protocol run"
-        )
-        for d in datasets
-    )
     counted = "; ".join(
         f"{name} `{rep.key}`" for name, rep in (("GFLOPs", ours.gflops), ("tunable", ours.tunable))
     )
@@ -136,7 +127,7 @@ def _variant_main(
         f"Reproduced ({preset}): cvbench `{method}` at preset `{preset}`, under row "
         f"{row.source.row} ({method_cell(row)}): {record.file if record else 'its cost record'} "
         f"compares against it ({counted}). Accuracy from `{preset}`'s own protocol runs only "
-        f"({runs})."
+        f"({ours.runs_note()})."
     )
     return ours.rows, [sources, sources], note
 
@@ -150,12 +141,12 @@ def _attrition(records: tuple[Record, ...]) -> str:
     (Kinetics-400, :data:`~cvbench.report.classify.ATTRITION_TOLERANCE`); "" when none."""
     parts = []
     for r in records:
-        test, train = r.get("test_videos") or {}, r.get("train_videos") or {}
-        if test.get("official") and test.get("in_split", test["official"]) < test["official"]:
+        listed, official = get(r.data, "test_in_split"), get(r.data, "test_official")
+        if isinstance(listed, int) and isinstance(official, int) and listed < official:
             parts.append(
-                f"split {r.get('split')}: {test['in_split']:,} of the {test['official']:,} "
-                f"official test videos, {_count(train.get('used'))} of the "
-                f"{_count(train.get('official'))} training videos (the others are gone)"
+                f"split {r.get('split')}: {listed:,} of the {official:,} official test videos, "
+                f"{_count(get(r.data, 'train_used'))} of the "
+                f"{_count(get(r.data, 'train_official'))} training videos (the others are gone)"
             )
     return f" ({'; '.join(parts)})" if parts else ""
 
@@ -174,6 +165,14 @@ class _Ours:
     gflops: Reproduced
     tunable: Reproduced
     accuracies: dict[str, SplitAccuracy | None]  # dataset -> over its splits
+
+    def runs_note(self) -> str:
+        """Per dataset, where its accuracy comes from: "UCF101: mean of 3 splits from ..."."""
+        return "; ".join(
+            f"{dataset_name(d)}: "
+            + (f"{a.label} from {source_files(a.records)}" if a is not None else "no protocol run")
+            for d, a in self.accuracies.items()
+        )
 
 
 def _ours_rows(
@@ -319,7 +318,7 @@ def _reproduced_main(
         record = inputs.cost(method, preset)
         sources = source_files([*([record] if record else []), *reading.used])
         row_sources += [sources, sources]
-        notes.append(_reading_note(n, method, preset, reason, record, reading, datasets))
+        notes.append(_reading_note(n, method, preset, reason, record, reading))
     # custom runs of the method on these datasets: their own rows, never the reproduction
     customs: dict[tuple[str, str], dict[str, SplitAccuracy | None]] = {}
     for key in inputs.run_groups(method=method, classes=(CUSTOM,)):
@@ -357,7 +356,6 @@ def _reading_note(
     reason: str,
     cost: Record | None,
     reading: _Ours,
-    datasets: list[str],
 ) -> str:
     """What a reading row is: its preset and why, how its cost is counted, its runs."""
     if cost is None:
@@ -366,28 +364,16 @@ def _reading_note(
             "GFLOPs and parameters n/a"
         )
     else:
-        keys = [
-            (name, rep) for name, rep in (("GFLOPs", reading.gflops), ("tunable", reading.tunable))
-        ]
         counted = "; ".join(
             f"{name} `{rep.key}` of {cost.file}"
             + (f" (as the comparison with {rep.entry['source']})" if rep.entry else "")
-            for name, rep in keys
+            for name, rep in (("GFLOPs", reading.gflops), ("tunable", reading.tunable))
         )
-    runs = "; ".join(
-        f"{dataset_name(d)}: "
-        + (
-            f"{a.label} from {source_files(a.records)}"
-            if (a := reading.accuracies[d]) is not None
-            else "no protocol run"
-        )
-        for d in datasets
-    )
     return (
         f"[reading {n}] cvbench `{method}` at preset `{preset}`, another reading of the paper "
         f"(the `paper` preset's row is the suite's reading): {reason}. Cost counted as the "
         f"`paper` preset's row: {counted}. Accuracy from `{preset}`'s own protocol runs only "
-        f"({runs})."
+        f"({reading.runs_note()})."
     )
 
 

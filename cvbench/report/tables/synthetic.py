@@ -18,6 +18,7 @@ from cvbench.report.tables.common import (
     source_files,
     weights_cell,
 )
+from methods.registry import reading_tiny
 
 SYNTHETIC = "synthetic"  # the generated dataset every method is trained on at the tiny preset
 SYNTHETIC_COLUMNS = (
@@ -41,7 +42,7 @@ def synthetic_accuracy(
     splits of ``method``'s full-training-set protocol or custom runs on ``dataset`` (the
     first group in table order: protocol before custom, the paper's settings first); None
     without any."""
-    readings = {"tiny_" + r.removeprefix("paper_") for r in inputs.readings.get(method, {})}
+    readings = {reading_tiny(r) for r in inputs.readings.get(method, {})}
     keys = [  # table order: paper first; the readings' tiny counterparts have rows of their own
         k for k in inputs.run_groups(method=method, dataset=dataset) if k.preset not in readings
     ]
@@ -190,7 +191,7 @@ def synthetic_table(inputs: Inputs) -> Table:
                 notes.append(_synthetic_pretraining_note(method, info))
         # the tiny counterparts of the method's readings of its paper, beside it
         for reading, why in inputs.readings.get(method, {}).items():
-            tiny = "tiny_" + reading.removeprefix("paper_")
+            tiny = reading_tiny(reading)
             found = reading_accuracy(inputs, method, tiny)
             if found is None:
                 notes.append(f"`{method}` `{tiny}` (reading `{reading}`): no run record.")
