@@ -29,7 +29,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -54,6 +53,7 @@ from methods.meaci import (
     tiny_eca,
 )
 from methods.registry import create_method, get_method
+from tests.training import train_steps
 
 UCF101 = 101
 
@@ -384,21 +384,9 @@ def test_tiny_eca_trains_on_the_synthetic_dataset(tmp_path: Path) -> None:
         dataset_options={"num_classes": 4, "videos_per_class": 2, "frames": 30, "size": (64, 80)},
         progress=False,
     )
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer = L.Trainer(
-        max_steps=3,
-        limit_val_batches=0,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=dm)
+    trainer, changed = train_steps(model, dm)
     assert trainer.global_step == 3
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
-    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     for name in ("conv0.weight", "conv1.weight", "conv2.weight"):  # eq. 4 and eq. 5 learn
         assert f"net.smc.1.{name}" in changed
     unchanged = {n for n, p in model.named_parameters() if p.requires_grad} - changed

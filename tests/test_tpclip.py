@@ -37,6 +37,7 @@ from methods.tpclip import (
     tiny,
 )
 from methods.weights import WeightsError
+from tests.training import train_steps
 
 SYNTHETIC = [c.name for c in MOTION_CLASSES]
 
@@ -516,18 +517,12 @@ def test_tiny_reading_trains_on_the_synthetic_dataset(preset: str, synthetic_roo
         m.data_spec, dataset="synthetic", root=synthetic_root, batch_size=2,
         dataset_options=SYNTHETIC_OPTIONS, progress=False,
     )  # fmt: skip
-    before = {n: p.detach().clone() for n, p in m.named_parameters()}
     losses = _Losses()
-    trainer = L.Trainer(
-        max_steps=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[losses],
-        limit_val_batches=0, num_sanity_val_steps=0,
-    )  # fmt: skip
-    trainer.fit(m, datamodule=dm)
+    trainer, changed = train_steps(m, dm, callbacks=[losses])
     assert len(losses.losses) == 3 and all(math.isfinite(x) for x in losses.losses)
     assert dm.train_dataloader().dataset.spec == m.data_spec  # the reading's augmentation
     for n, p in m.named_parameters():
-        assert torch.equal(p, before[n]) != p.requires_grad, n  # tuned moved, frozen did not
+        assert (n in changed) == p.requires_grad, n  # tuned moved, frozen did not
     lrs = {g["name"]: g["initial_lr"] for g in trainer.optimizers[0].param_groups}
     assert lrs == ({"new": 5e-5} if preset == "tiny_lr10" else {"all": 5e-6})
 
