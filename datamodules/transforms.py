@@ -165,7 +165,9 @@ def _mv_out(x: torch.Tensor, norm: Normalization) -> torch.Tensor:
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:  # (T, 3, H, W) RGB -> (T, 3, H, W) float32
-    """ITU-R 601 luma of RGB images, replicated to three channels (values in x's units)."""
+    """ITU-R 601 luma of RGB images, replicated to three channels (values in x's units): the
+    reference formula, a channel sum; the data layer computes it as :func:`luma_terms`, in
+    the worker and on the device alike (equal for every uint8 colour, tested)."""
     weights = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
     y = (x.to(torch.float32) * weights).sum(dim=1, keepdim=True)  # (T, 1, H, W)
     return y.repeat(1, 3, 1, 1)
@@ -174,7 +176,8 @@ def luma(x: torch.Tensor) -> torch.Tensor:  # (T, 3, H, W) RGB -> (T, 3, H, W) f
 def luma_terms(x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) RGB -> (N, 3, H, W) float32
     """:func:`luma` as explicit elementwise float32 operations, ``(wR R + wG G) + wB B``,
     on ``x``'s device: the same values as :func:`luma` for uint8 inputs (every colour; see
-    the module docstring) with no device-dependent reduction order."""
+    the module docstring) with no device-dependent reduction order. The worker (float32
+    transport) and :func:`finish_batch` (uint8 transport) both use it."""
     w = torch.tensor(LUMA_WEIGHTS, device=x.device)  # float32
     f = x.to(torch.float32)
     y = f[:, 0:1] * w[0] + f[:, 1:2] * w[1]  # (N, 1, H, W)
@@ -272,7 +275,7 @@ def apply_view(
             gain = torch.tensor([-sx if box.flip else sx, sy], dtype=x.dtype).view(1, 2, 1, 1)
             x = x.mul_(gain)  # x is never the caller's memory: _mv_in copies
         if grayscale and ops.picture:
-            x = luma(x)  # (T, 3, size, size) float32, 0..255
+            x = luma_terms(x)  # (T, 3, size, size) float32, 0..255
         out[modality.value] = ops.normalise(x, normalization)
     return out
 
