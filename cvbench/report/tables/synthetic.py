@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -35,31 +35,34 @@ SYNTHETIC_COLUMNS = (
 )
 
 
+def _first_group(
+    inputs: Inputs, method: str, dataset: str, keep: Callable[[str], bool]
+) -> tuple[str, SplitAccuracy] | None:
+    """The preset and accuracy over splits of the first of ``method``'s groups on
+    ``dataset`` in table order (protocol before custom, the recipe's settings first) whose
+    preset ``keep`` accepts; None without any."""
+    keys = [k for k in inputs.run_groups(method=method, dataset=dataset) if keep(k.preset)]
+    acc = accuracy_over_splits(inputs.groups[keys[0]]) if keys else None
+    return None if acc is None else (keys[0].preset, acc)
+
+
 def synthetic_accuracy(
     inputs: Inputs, method: str, dataset: str = SYNTHETIC
 ) -> tuple[str, SplitAccuracy] | None:
     """The preset (``paper`` where run, else ``tiny``, else by name) and the accuracy over
-    splits of ``method``'s full-training-set protocol or custom runs on ``dataset`` (the
-    first group in table order: protocol before custom, the paper's settings first); None
-    without any."""
+    splits of ``method``'s full-training-set protocol or custom runs on ``dataset``; the
+    readings' tiny counterparts have rows of their own (:func:`reading_accuracy`)."""
     readings = {reading_tiny(r) for r in inputs.readings.get(method, {})}
-    keys = [  # table order: paper first; the readings' tiny counterparts have rows of their own
-        k for k in inputs.run_groups(method=method, dataset=dataset) if k.preset not in readings
-    ]
-    if not keys:
-        return None
-    acc = accuracy_over_splits(inputs.groups[keys[0]])
-    return None if acc is None else (keys[0].preset, acc)
+    return _first_group(inputs, method, dataset, lambda preset: preset not in readings)
 
 
 def reading_accuracy(
     inputs: Inputs, method: str, preset: str, dataset: str = SYNTHETIC
 ) -> SplitAccuracy | None:
     """The accuracy over splits of ``method``'s runs at ``preset`` (a reading's tiny
-    counterpart) on ``dataset``: its first group in table order, the recipe's settings
-    first; None without any."""
-    keys = [k for k in inputs.run_groups(method=method, dataset=dataset) if k.preset == preset]
-    return accuracy_over_splits(inputs.groups[keys[0]]) if keys else None
+    counterpart) on ``dataset``; None without any."""
+    found = _first_group(inputs, method, dataset, lambda p: p == preset)
+    return None if found is None else found[1]
 
 
 def _joined(values: Iterable[Any]) -> str:
